@@ -1,0 +1,39 @@
+# paramedic — one command per job; each creates .venv and installs into it when needed.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+PYTHON ?= python3
+
+.PHONY: demo test check lint types imports unit bench lab clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)            ## the main job: heal a hung and a crash-looping service, then the MTTR table
+	$(VENV)/bin/paramedic demo
+
+test: check unit          ## every check CI runs: lint, types, import rules, then the test suite
+
+unit: $(STAMP)
+	$(PY) -m pytest -q
+
+check: lint types imports
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+
+types: $(STAMP)
+	$(VENV)/bin/mypy
+
+imports: $(STAMP)
+	$(VENV)/bin/lint-imports
+
+bench: $(STAMP)           ## benchmarks; results go to docs/benchmarks.md
+	$(PY) -m bench.run
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build *.egg-info

@@ -1,0 +1,1 @@
+"""Executors: one module per target system, all behind the ``Executor`` protocol."""

@@ -1,0 +1,1 @@
+"""HTTP surface: webhooks, REST API, auth, metrics and the web UI."""

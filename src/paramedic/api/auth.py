@@ -1,0 +1,91 @@
+"""API tokens with roles, and webhook authentication by bearer token or HMAC signature.
+
+Tokens are stored as SHA-256 hashes in the config; comparison is constant-time. With no ``auth``
+section the API is open, which the config only allows on loopback.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from dataclasses import dataclass
+
+from fastapi import HTTPException, Request
+
+from paramedic.core.config import ROLE_RANK, Config
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    name: str
+    role: str
+
+
+ANONYMOUS_ADMIN = Principal("local", "admin")
+
+
+def sha256_hex(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token() -> str:
+    return "pmd_" + secrets.token_urlsafe(32)
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
+def principal_for(config: Config, token: str | None) -> Principal | None:
+    if config.auth is None:
+        return ANONYMOUS_ADMIN
+    if not token:
+        return None
+    digest = sha256_hex(token)
+    for t in config.auth.tokens:
+        if hmac.compare_digest(t.sha256, digest):
+            return Principal(t.name, t.role)
+    return None
+
+
+def require(request: Request, role: str) -> Principal:
+    """The caller's principal if it has at least ``role``; else 401/403."""
+    config: Config = request.app.state.config
+    token = _bearer(request) or request.cookies.get("paramedic_session_token")
+    who = principal_for(config, token)
+    if who is None:
+        raise HTTPException(
+            401,
+            "authentication required: send Authorization: Bearer <token>",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    if ROLE_RANK[who.role] < ROLE_RANK[role]:
+        raise HTTPException(403, f"the {who.role} role cannot do this; it needs {role}")
+    return who
+
+
+def check_webhook(request: Request, config: Config, body: bytes) -> None:
+    """Accept a webhook by bearer token, HMAC-SHA256 signature, or any API token; else 401."""
+    if config.auth is None:
+        return
+    wh = config.auth.webhook
+    token = _bearer(request)
+    if wh is not None and wh.bearer_sha256 and token and hmac.compare_digest(sha256_hex(token), wh.bearer_sha256):
+        return
+    if wh is not None and wh.hmac_secret_env:
+        secret = os.environ.get(wh.hmac_secret_env, "")
+        sig = request.headers.get("x-paramedic-signature", "") or request.headers.get("x-hub-signature-256", "")
+        expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        if secret and sig and hmac.compare_digest(sig, expected):
+            return
+    if token and principal_for(config, token) is not None:
+        return
+    raise HTTPException(
+        401,
+        "webhook authentication failed: send the bearer token or a valid signature",
+        headers={"WWW-Authenticate": "Bearer"},
+    )

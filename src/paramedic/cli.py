@@ -1,0 +1,420 @@
+"""The ``paramedic`` command line: a thin layer over the engine, the store and the HTTP API.
+
+User mistakes end in one clear line on stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import httpx
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from paramedic import __version__
+from paramedic.core.errors import ParamedicError
+
+F = TypeVar("F", bound=Callable[..., Any])
+out = Console()
+err = Console(stderr=True)
+
+
+def fail(message: str, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+    sys.exit(code)
+
+
+def friendly(fn: F) -> F:
+    """Turn paramedic's own errors into one line on stderr."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ParamedicError as exc:
+            fail(str(exc))
+        except httpx.ConnectError as exc:
+            fail(f"cannot reach the paramedic server ({exc}); is `paramedic serve` running? set --url")
+        except KeyboardInterrupt:
+            fail("interrupted", 130)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="paramedic")
+def main() -> None:
+    """paramedic: runbooks-as-code that fire on alerts and heal services inside guardrails.
+
+    \b
+    Start here:
+      paramedic demo                 see it heal a hung and a crash-looping service
+      paramedic validate runbooks/   check runbook files (exit 1 on errors)
+      paramedic test runbooks/ --alert alert.json   dry run against a recorded alert
+      paramedic serve                run the API, webhooks, UI and workers
+    """
+
+
+def _load_config(config: str | None, **overrides: Any) -> Any:
+    from paramedic.engine.settings import config_path, load_config
+
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    return load_config(config_path(config), overrides=clean)
+
+
+# ---- serve ------------------------------------------------------------------------------------
+@main.command()
+@click.option("--config", "-c", help="config file (default: paramedic.yaml or $PARAMEDIC_CONFIG)")
+@click.option("--listen", help="host:port to listen on (overrides the config)")
+@friendly
+def serve(config: str | None, listen: str | None) -> None:
+    """Run the API, webhooks, web UI, probes and workers in one process."""
+    import uvicorn
+
+    from paramedic.api.app import create_app
+    from paramedic.engine.logs import setup_logging
+    from paramedic.engine.service import Paramedic
+
+    cfg = _load_config(config, listen=listen)
+    setup_logging(cfg.log_format)
+    pm = Paramedic.from_config(cfg)
+    err.print(
+        f"paramedic {__version__} listening on http://{cfg.listen} ({len(pm.runbooks.by_name)} runbooks, "
+        f"database {cfg.database.split('@')[-1]})"
+    )
+    uvicorn.run(create_app(pm), host=cfg.host, port=cfg.port, log_level="warning", access_log=False)
+
+
+# ---- validate ---------------------------------------------------------------------------------
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--strict", is_flag=True, help="treat lint warnings as errors")
+@friendly
+def validate(paths: tuple[str, ...], strict: bool) -> None:
+    """Check runbook files (and paramedic.yaml files) and report every problem as file:line:col.
+
+    Exits 0 when valid, 1 when anything is wrong (with --strict, also on warnings).
+    """
+    from paramedic.actions.registry import build_registry
+    from paramedic.engine import runbooks as loader
+
+    config_files = [p for p in paths if Path(p).name in ("paramedic.yaml", "paramedic.yml")]
+    rb_paths = [p for p in paths if p not in config_files]
+    bad = 0
+    for cf in config_files:
+        try:
+            _load_config(cf)
+        except ParamedicError as exc:
+            err.print(str(exc), highlight=False)
+            bad += 1
+    result = loader.load(rb_paths, build_registry({}))
+    for p in result.problems:
+        style = "red" if p.severity == "error" else "yellow"
+        out.print(f"[{style}]{escape(str(p))}[/]", highlight=False)
+    errors = len(result.errors) + bad
+    warnings = len(result.problems) - len(result.errors)
+    summary = f"{len(result.located)} runbook(s): {errors} error(s), {warnings} warning(s)"
+    if errors or (strict and warnings):
+        err.print(f"[red]{summary}[/]")
+        sys.exit(1)
+    out.print(f"[green]{summary}[/]")
+
+
+# ---- test (dry run) ---------------------------------------------------------------------------
+@main.command("test")
+@click.argument("path", type=click.Path(exists=True))
+@click.option(
+    "--alert",
+    "alert_file",
+    required=True,
+    type=click.Path(exists=True),
+    help="a recorded payload: Alertmanager webhook or generic alert JSON",
+)
+@click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
+@friendly
+def test_cmd(path: str, alert_file: str, as_json: bool) -> None:
+    """Dry run: which runbooks match the alert, the rendered plan and every guardrail verdict.
+
+    Nothing is executed. Exits 1 if the runbooks are invalid or the payload cannot be parsed.
+    """
+    from paramedic.engine.dryrun import dry_run
+
+    report = asyncio.run(dry_run(path, Path(alert_file)))
+    if as_json:
+        out.print_json(json.dumps(report))
+        return
+    from paramedic.engine.dryrun import render_report
+
+    render_report(report, out)
+
+
+# ---- actions ----------------------------------------------------------------------------------
+@main.command()
+@friendly
+def actions() -> None:
+    """List every executor action with its parameters and whether it is idempotent."""
+    from paramedic.actions.registry import build_registry
+
+    table = Table(title="actions", show_lines=False)
+    for col in ("action", "idempotent", "parameters", "what it does"):
+        table.add_column(col)
+    for spec in build_registry({}).specs():
+        params = ", ".join(f"{p.name}{'' if p.required else '?'}: {p.type}" for p in spec.params)
+        table.add_row(spec.name, "yes" if spec.idempotent else "no", params, spec.summary)
+    out.print(table)
+    out.print("A dry run (`paramedic test`) shows each action's own description of what it would change.")
+
+
+# ---- remote operations ------------------------------------------------------------------------
+def _client(url: str) -> httpx.Client:
+    token = os.environ.get("PARAMEDIC_TOKEN")
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return httpx.Client(base_url=url, headers=headers, timeout=10)
+
+
+def _call(url: str, method: str, path: str, **kwargs: Any) -> Any:
+    with _client(url) as c:
+        r = c.request(method, path, **kwargs)
+    if r.status_code >= 400:
+        try:
+            detail = r.json().get("error") or r.json().get("detail")
+        except ValueError:
+            detail = r.text
+        hint = " (set PARAMEDIC_TOKEN)" if r.status_code == 401 else ""
+        fail(f"{method} {path} → {r.status_code}: {detail}{hint}", 1)
+    return r.json()
+
+
+URL = click.option(
+    "--url",
+    envvar="PARAMEDIC_URL",
+    default="http://127.0.0.1:8080",
+    show_default=True,
+    help="the paramedic server ($PARAMEDIC_URL)",
+)
+
+
+@main.group()
+def incidents() -> None:
+    """List and inspect incidents on a running server."""
+
+
+@incidents.command("list")
+@URL
+@click.option("--status", help="open, resolved, escalated, mitigated, …")
+@friendly
+def incidents_list(url: str, status: str | None) -> None:
+    """Incidents, newest first."""
+    data = _call(url, "GET", "/api/v1/incidents", params={"status": status} if status else {})
+    table = Table()
+    for col in ("id", "alert", "target", "status", "detected", "handled by", "MTTR"):
+        table.add_column(col)
+    for i in data["incidents"]:
+        table.add_row(
+            str(i["id"]),
+            i["alertname"],
+            i["labels"].get("instance", ""),
+            i["status"],
+            (i["detected_at"] or "")[11:19],
+            i["handled_by"],
+            i["mttr"] or "",
+        )
+    out.print(table)
+
+
+@incidents.command("show")
+@click.argument("incident_id", type=int)
+@URL
+@friendly
+def incidents_show(incident_id: int, url: str) -> None:
+    """One incident with its timeline: alerts, verdicts, actions, verification, approvals."""
+    from paramedic.engine.report import render_incident
+
+    render_incident(_call(url, "GET", f"/api/v1/incidents/{incident_id}"), out)
+
+
+@main.command()
+@click.argument("incident_id", type=int)
+@click.option("--reason", default="", help="why (kept in the audit trail)")
+@URL
+@friendly
+def approve(incident_id: int, reason: str, url: str) -> None:
+    """Approve the action waiting on INCIDENT_ID."""
+    data = _call(url, "POST", f"/api/v1/incidents/{incident_id}/approve", json={"reason": reason})
+    out.print(f"run {data['run_id']}: {data['status']}")
+
+
+@main.command()
+@click.argument("incident_id", type=int)
+@click.option("--reason", required=True, help="why the action must not run")
+@URL
+@friendly
+def deny(incident_id: int, reason: str, url: str) -> None:
+    """Deny the action waiting on INCIDENT_ID."""
+    data = _call(url, "POST", f"/api/v1/incidents/{incident_id}/deny", json={"reason": reason})
+    out.print(f"run {data['run_id']}: {data['status']}")
+
+
+@main.command()
+@click.option("--reason", default="", help="why (kept in the audit trail)")
+@URL
+@friendly
+def pause(reason: str, url: str) -> None:
+    """Stop all automated actions until `paramedic resume`."""
+    _call(url, "POST", "/api/v1/automation/pause", json={"reason": reason})
+    out.print("automation paused: no action will run until `paramedic resume`")
+
+
+@main.command()
+@URL
+@friendly
+def resume(url: str) -> None:
+    """Allow automated actions again."""
+    _call(url, "POST", "/api/v1/automation/resume")
+    out.print("automation resumed")
+
+
+# ---- audit ------------------------------------------------------------------------------------
+@main.group()
+def audit() -> None:
+    """Check and export the hash-chained audit trail (reads the database directly)."""
+
+
+DB = click.option("--config", "-c", help="config file (for its database)")
+DB_URL = click.option("--database", help="database URL (overrides the config)")
+
+
+def _db(config: str | None, database: str | None) -> Any:
+    from paramedic.store.db import Database, single_use_engine
+
+    cfg = _load_config(config, database=database)
+    return Database(single_use_engine(cfg.database))
+
+
+@audit.command("verify")
+@DB
+@DB_URL
+@friendly
+def audit_verify(config: str | None, database: str | None) -> None:
+    """Check every entry's hash; exit 1 and name the first bad entry if any was edited or deleted."""
+    from paramedic.core.audit import verify_chain
+    from paramedic.store import audit as audit_repo
+
+    db = _db(config, database)
+    with db.read() as conn:
+        seq, digest = audit_repo.head(conn)
+        report = verify_chain(audit_repo.iter_entries(conn), head_seq=seq, head_hash=digest)
+    db.dispose()
+    if not report.ok:
+        err.print(
+            f"[red]audit chain broken at entry {report.first_bad}: {report.problem}[/]",
+            highlight=False,
+        )
+        sys.exit(1)
+    out.print(f"[green]audit chain intact: {report.checked} entries verified[/]")
+
+
+@audit.command("export")
+@DB
+@DB_URL
+@friendly
+def audit_export(config: str | None, database: str | None) -> None:
+    """Print every audit entry as one JSON line."""
+    from paramedic.store import audit as audit_repo
+
+    db = _db(config, database)
+    with db.read() as conn:
+        for e in audit_repo.iter_entries(conn):
+            click.echo(
+                json.dumps(
+                    {
+                        "seq": e.seq,
+                        "at": e.at.isoformat(),
+                        "kind": e.kind,
+                        "actor": e.actor,
+                        "incident_id": e.incident_id,
+                        "run_id": e.run_id,
+                        "data": e.data,
+                        "prev_hash": e.prev_hash,
+                        "hash": e.hash,
+                    },
+                    ensure_ascii=False,
+                )
+            )
+    db.dispose()
+
+
+# ---- db / token -------------------------------------------------------------------------------
+@main.group()
+def db() -> None:
+    """Database maintenance."""
+
+
+@db.command("upgrade")
+@DB
+@DB_URL
+@friendly
+def db_upgrade(config: str | None, database: str | None) -> None:
+    """Run migrations up to the latest schema (safe to run from several replicas at once)."""
+    from paramedic.store import migrate
+
+    handle = _db(config, database)
+    try:
+        migrate.upgrade(handle)
+        out.print(f"database at revision {migrate.current(handle)}")
+    except ParamedicError:
+        raise
+    except Exception as exc:
+        fail(f"migration failed: {exc}", 1)
+    finally:
+        handle.dispose()
+
+
+@main.group()
+def token() -> None:
+    """API tokens."""
+
+
+@token.command("create")
+@click.argument("name")
+@click.option("--role", type=click.Choice(["viewer", "responder", "admin"]), required=True)
+def token_create(name: str, role: str) -> None:
+    """Print a new token once, and the config entry (its SHA-256) to add under auth.tokens."""
+    from paramedic.api.auth import new_token, sha256_hex
+
+    value = new_token()
+    out.print(f"token (shown once, store it now): [bold]{value}[/]", highlight=False)
+    out.print("add to paramedic.yaml under auth.tokens:")
+    click.echo(f'  - {{name: {name}, role: {role}, sha256: "{sha256_hex(value)}"}}')
+
+
+# ---- demo -------------------------------------------------------------------------------------
+@main.command()
+@click.option("--ui", is_flag=True, help="keep the web UI up after the scenarios (Ctrl-C to stop)")
+@click.option("--port", default=8088, show_default=True, help="port for paramedic's API and UI")
+@click.option("--workdir", type=click.Path(), help="where to keep the demo's files (default: a temp dir)")
+@friendly
+def demo(ui: bool, port: int, workdir: str | None) -> None:
+    """Run the main job on SQLite: a sample service under supervisord, faults, live healing, MTTR.
+
+    Starts three instances of a sample HTTP service under supervisord, paramedic with its own
+    health probes, then hangs one instance and crash-loops another. Shows each incident live
+    and ends with an MTTR table. Leaves no process behind, also after Ctrl-C.
+    """
+    from paramedic.lab.demo import run_demo
+
+    code = run_demo(console=out, ui=ui, port=port, workdir=Path(workdir) if workdir else None)
+    sys.exit(code)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

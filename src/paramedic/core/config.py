@@ -1,0 +1,113 @@
+"""The shape of ``paramedic.yaml`` (DESIGN §5), validated with pydantic. Reading the file and
+applying ``PARAMEDIC_*`` overrides happens in ``engine.settings``; this module is pure."""
+
+from __future__ import annotations
+
+import ipaddress
+from datetime import timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from paramedic.core.runbooks import Duration, Flap
+
+Role = Literal["viewer", "responder", "admin"]
+ROLE_RANK: dict[str, int] = {"viewer": 0, "responder": 1, "admin": 2}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Probe(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+    http: str | None = None
+    tcp: str | None = None
+    every: Duration = timedelta(seconds=5)
+    timeout: Duration = timedelta(seconds=1)
+    failures: int = Field(default=3, ge=1)
+    successes: int = Field(default=1, ge=1)
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_target(self) -> Probe:
+        if (self.http is None) == (self.tcp is None):
+            raise ValueError("a probe takes exactly one of http (a URL) or tcp (host:port)")
+        if "alertname" not in self.labels:
+            raise ValueError("a probe needs labels.alertname: the alert it raises when failing")
+        return self
+
+
+class Token(_Strict):
+    name: str
+    role: Role
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class WebhookAuth(_Strict):
+    bearer_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    hmac_secret_env: str | None = None
+
+
+class Auth(_Strict):
+    tokens: list[Token] = Field(default_factory=list)
+    webhook: WebhookAuth | None = None
+    session_secret_env: str | None = None
+
+
+class Automation(_Strict):
+    paused: bool = False
+    freeze: list[dict[str, Any]] = Field(default_factory=list)
+    flap: Flap = Flap()
+    unknown_alerts: Literal["escalate", "ignore"] = "escalate"
+
+
+class Config(_Strict):
+    listen: str = "127.0.0.1:8080"
+    database: str = "sqlite:///paramedic.db"
+    runbooks: list[str] = Field(default_factory=lambda: ["runbooks/"])
+    auth: Auth | None = None
+    automation: Automation = Automation()
+    probes: list[Probe] = Field(default_factory=list)
+    sinks: list[dict[str, Any]] = Field(default_factory=list)
+    executors: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    enrich_defaults: list[dict[str, Any]] = Field(default_factory=list)
+    workers: int = Field(default=4, ge=1, le=64)
+    lease: Duration = timedelta(seconds=30)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    log_format: Literal["json", "text"] = "json"
+    instance_name: str = ""
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        _, sep, port = value.rpartition(":")
+        if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("listen must be host:port, like 127.0.0.1:8080")
+        return value
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+    @model_validator(mode="after")
+    def _open_only_on_loopback(self) -> Config:
+        if self.auth is None and not is_loopback(self.host):
+            raise ValueError(
+                f"no auth is configured, so paramedic may only listen on loopback, not {self.host};"
+                " add an auth: section (see `paramedic token create`) or listen on 127.0.0.1"
+            )
+        return self
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

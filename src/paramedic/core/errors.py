@@ -1,0 +1,63 @@
+"""The exception tree, one place for all of paramedic.
+
+    ParamedicError
+     ├── ConfigError            wrong configuration or runbook file (user mistake, exit 1)
+     ├── PayloadError           a malformed alert payload (HTTP 422)
+     ├── TemplateError          a runbook template failed to render or a value failed validation
+     ├── StoreUnavailable       the database cannot be reached (HTTP 503, retry later)
+     └── ActionError            an executor failed
+          ├── RetryableError    transient: timeout, connection refused, 5xx — may be retried
+          └── PermanentError    the target is gone or refused the request — never retried
+
+The retry meaning lives in the type, so the engine never guesses from a message.
+"""
+
+from __future__ import annotations
+
+
+class ParamedicError(Exception):
+    """Base of every error paramedic raises on purpose."""
+
+
+class ConfigError(ParamedicError):
+    """A configuration or runbook problem the user must fix."""
+
+
+class PayloadError(ParamedicError):
+    """An alert payload that does not have the documented shape."""
+
+    def __init__(self, message: str, *, field: str = "") -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class TemplateError(ParamedicError):
+    """A template failed to render, or a rendered or referenced value failed its pattern."""
+
+    def __init__(self, message: str, *, param: str = "") -> None:
+        super().__init__(message)
+        self.param = param
+
+
+class StoreUnavailable(ParamedicError):
+    """The database is unreachable; the caller should answer 503 and let the sender retry."""
+
+
+class ActionError(ParamedicError):
+    """An executor could not carry out an action."""
+
+    retryable: bool = False
+
+    def __init__(self, message: str, *, reason: str = "failed") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class RetryableError(ActionError):
+    """A transient failure: the same action may succeed if tried again."""
+
+    retryable = True
+
+
+class PermanentError(ActionError):
+    """A failure that retrying cannot fix (target gone, request refused, bad arguments)."""

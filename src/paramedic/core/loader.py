@@ -1,0 +1,260 @@
+"""Parse runbook YAML with positions, so every problem is reported as file:line:col with a hint.
+
+Pure: it takes text, not a path. ``engine.runbooks`` reads files and adds the checks that need the
+executor registry (unknown action names).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from paramedic.core.runbooks import Runbook, RunbookFile
+from paramedic.core.templating import referenced_labels, template_syntax_error
+
+Path = tuple[str | int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    file: str
+    line: int
+    col: int
+    message: str
+    hint: str = ""
+    severity: str = "error"  # error | warning
+
+    def __str__(self) -> str:
+        hint = f" (hint: {self.hint})" if self.hint else ""
+        return f"{self.file}:{self.line}:{self.col}: {self.severity}: {self.message}{hint}"
+
+
+@dataclass(frozen=True, slots=True)
+class Located:
+    """A runbook with where it was defined."""
+
+    runbook: Runbook
+    file: str
+    line: int
+    col: int
+    positions: dict[Path, tuple[int, int]]
+
+    def where(self, path: Path) -> tuple[int, int]:
+        while path and path not in self.positions:
+            path = path[:-1]
+        return self.positions.get(path, (self.line, self.col))
+
+
+def _to_python(node: yaml.Node, path: Path, positions: dict[Path, tuple[int, int]]) -> Any:
+    positions[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    if isinstance(node, yaml.MappingNode):
+        out: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = (
+                yaml.safe_load(yaml.serialize(key_node))
+                if not isinstance(key_node, yaml.ScalarNode)
+                else key_node.value
+            )
+            positions[(*path, str(key))] = (
+                key_node.start_mark.line + 1,
+                key_node.start_mark.column + 1,
+            )
+            out[key] = _to_python(value_node, (*path, str(key)), positions)
+            positions[(*path, str(key))] = (
+                key_node.start_mark.line + 1,
+                key_node.start_mark.column + 1,
+            )
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_to_python(v, (*path, i), positions) for i, v in enumerate(node.value)]
+    return yaml.safe_load(yaml.serialize(node))
+
+
+def _fields(model: type[BaseModel]) -> list[str]:
+    names = []
+    for name, info in model.model_fields.items():
+        names.append(info.alias or name)
+    return names
+
+
+def _hint_for(err: dict[str, Any], data: Any) -> str:
+    kind = err.get("type", "")
+    loc = err.get("loc", ())
+    if kind == "extra_forbidden" and loc:
+        bad = str(loc[-1])
+        model = _model_at(loc[:-1])
+        if model is not None:
+            close = difflib.get_close_matches(bad, _fields(model), n=1)
+            if close:
+                return f"did you mean {close[0]!r}?"
+            return "known keys: " + ", ".join(_fields(model))
+    if kind == "missing" and loc and loc[-1] == "owner":
+        return "every runbook needs an owner, the team that answers for it: owner: team-payments"
+    msg = str(err.get("msg", ""))
+    if "duration" in msg:
+        return "durations look like 30s, 15m, 1h"
+    if kind == "string_pattern_mismatch" and loc and loc[-1] == "name":
+        return "lower-case letters, digits, '-', '_' and '.', starting with a letter or digit"
+    if kind == "literal_error" or kind == "enum":
+        return str(err.get("ctx", {}).get("expected", ""))
+    return ""
+
+
+def _model_at(loc: Sequence[str | int]) -> type[BaseModel] | None:
+    """The pydantic model that sits at ``loc`` inside a RunbookFile (best effort, for hints)."""
+    from typing import get_args
+
+    model: type[BaseModel] | None = RunbookFile
+    for part in loc:
+        if model is None:
+            return None
+        if isinstance(part, int):
+            continue
+        field = next((f for n, f in model.model_fields.items() if (f.alias or n) == part or n == part), None)
+        if field is None:
+            return None
+        ann = field.annotation
+        candidates = [ann, *get_args(ann)]
+        inner = [a for c in candidates for a in (c, *get_args(c))]
+        model = next((a for a in inner if isinstance(a, type) and issubclass(a, BaseModel)), None)
+    return model
+
+
+def parse_runbooks(text: str, filename: str) -> tuple[list[Located], list[Problem]]:
+    """Parse one runbook file. Returns the valid runbooks and every problem found."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        problem = getattr(exc, "problem", None) or str(exc)
+        return [], [Problem(filename, line, col, f"not valid YAML: {problem}", "check indentation and quoting")]
+    if root is None:
+        return [], [Problem(filename, 1, 1, "the file is empty", "start with apiVersion: paramedic/v1")]
+    positions: dict[Path, tuple[int, int]] = {}
+    data = _to_python(root, (), positions)
+    problems: list[Problem] = []
+
+    def at(path: Path) -> tuple[int, int]:
+        while path and path not in positions:
+            path = path[:-1]
+        return positions.get(path, (1, 1))
+
+    if not isinstance(data, dict):
+        return [], [Problem(filename, 1, 1, "a runbook file is a mapping", "start with apiVersion: paramedic/v1")]
+    located: list[Located] = []
+    top = {k: v for k, v in data.items() if k != "runbooks"}
+    top["runbooks"] = []
+    try:
+        RunbookFile.model_validate(top)
+    except ValidationError as exc:
+        for err in exc.errors():
+            line, col = at(tuple(str(p) for p in err["loc"]))
+            problems.append(Problem(filename, line, col, _message(err), _hint_for(dict(err), data)))
+    books = data.get("runbooks")
+    if not isinstance(books, list):
+        line, col = at(("runbooks",))
+        problems.append(Problem(filename, line, col, "runbooks must be a list", "runbooks:\n  - name: ..."))
+        return [], problems
+    seen: dict[str, int] = {}
+    for i, raw in enumerate(books):
+        base: Path = ("runbooks", i)
+        try:
+            rb = Runbook.model_validate(raw)
+        except ValidationError as exc:
+            for err in exc.errors():
+                loc = tuple(err["loc"])
+                line, col = at((*base, *(str(p) if not isinstance(p, int) else p for p in loc)))
+                full = {**dict(err), "loc": ("runbooks", 0, *loc)}
+                problems.append(Problem(filename, line, col, _message(err), _hint_for(full, data)))
+            continue
+        line, col = at(base)
+        if rb.name in seen:
+            problems.append(
+                Problem(
+                    filename,
+                    line,
+                    col,
+                    f"runbook name {rb.name!r} is used twice",
+                    f"first at line {seen[rb.name]}",
+                )
+            )
+            continue
+        seen[rb.name] = line
+        sub = {p[2:]: v for p, v in positions.items() if p[:2] == base}
+        loc_rb = Located(rb, filename, line, col, sub)
+        problems.extend(_template_problems(loc_rb))
+        located.append(loc_rb)
+    return located, problems
+
+
+def _message(err: Any) -> str:
+    loc = ".".join(str(p) for p in err["loc"] if not isinstance(p, int)) or "file"
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        return f"unknown key {loc!s}"
+    if err["type"] == "missing":
+        return f"{loc} is required"
+    return f"{loc}: {msg}"
+
+
+def _templates(value: Any, path: Path) -> list[tuple[Path, str]]:
+    if isinstance(value, str):
+        return [(path, value)] if ("{{" in value or "{%" in value) else []
+    if isinstance(value, list):
+        return [t for i, v in enumerate(value) for t in _templates(v, (*path, i))]
+    if isinstance(value, dict):
+        return [t for k, v in value.items() for t in _templates(v, (*path, str(k)))]
+    return []
+
+
+def _template_problems(loc: Located) -> list[Problem]:
+    rb = loc.runbook
+    raw = rb.model_dump(mode="json", by_alias=True)
+    out: list[Problem] = []
+    for path, tmpl in _templates({k: raw[k] for k in ("target", "steps", "verify", "enrich")}, ()):
+        line, col = loc.where(path)
+        if (msg := template_syntax_error(tmpl)) is not None:
+            out.append(Problem(loc.file, line, col, msg, "templates look like {{ labels.instance }}"))
+    return out
+
+
+def lint_runbook(loc: Located) -> list[Problem]:
+    """Warnings for what bites in production (DESIGN §3, issue: validate lints)."""
+    rb = loc.runbook
+    out: list[Problem] = []
+
+    def warn(path: Path, message: str, hint: str) -> None:
+        line, col = loc.where(path)
+        out.append(Problem(loc.file, line, col, message, hint, severity="warning"))
+
+    if rb.mode == "auto" and rb.verify is None and rb.steps:
+        warn(
+            ("mode",),
+            f"runbook {rb.name!r} runs automatically but has no verify",
+            "add verify: so a failed remediation is noticed and counts toward the breaker",
+        )
+    if rb.mode == "auto" and rb.steps and rb.guardrails.rate_limit is None:
+        warn(
+            ("mode",),
+            f"runbook {rb.name!r} runs automatically with no rate limit",
+            "add guardrails.rate_limit: {max: 3, per: 1h, scope: target}",
+        )
+    raw = rb.model_dump(mode="json", by_alias=True)
+    used: set[str] = set()
+    for _, tmpl in _templates({k: raw[k] for k in ("target", "steps", "verify")}, ()):
+        used |= referenced_labels(tmpl)
+    missing = sorted(used - set(rb.params))
+    if missing and rb.steps:
+        warn(
+            ("params",) if rb.params else ("steps",),
+            f"templated label(s) {', '.join(missing)} reach an action without a params pattern",
+            f"declare params: {{{missing[0]}: {{pattern: '^[a-z0-9_-]{{1,64}}$'}}}};"
+            " until then the strict default applies",
+        )
+    return out

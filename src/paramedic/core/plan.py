@@ -1,0 +1,110 @@
+"""From a runbook and an alert to a concrete plan: every template rendered, every label checked.
+
+A plan is what a human approves and what a worker executes; its ``digest`` lets an approval be
+refused if the plan changed after the human looked at it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from paramedic.core.alerts import Alert
+from paramedic.core.runbooks import Mode, OnFailure, Runbook
+from paramedic.core.templating import Renderer
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedStep:
+    index: int
+    action: str
+    args: Mapping[str, Any]
+    idempotent: bool | None = None
+    timeout: float | None = None
+    name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    runbook: str
+    mode: Mode
+    target: str
+    service: str
+    scope: Mapping[str, str]
+    steps: tuple[PlannedStep, ...]
+    verify: Mapping[str, Any] | None
+    on_failure: OnFailure
+    enrich: tuple[Mapping[str, Any], ...] = field(default=())
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["mode"] = str(self.mode)
+        data["on_failure"] = str(self.on_failure)
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Plan:
+        return cls(
+            runbook=data["runbook"],
+            mode=Mode(data["mode"]),
+            target=data["target"],
+            service=data["service"],
+            scope=dict(data["scope"]),
+            steps=tuple(PlannedStep(**s) for s in data["steps"]),
+            verify=data["verify"],
+            on_failure=OnFailure(data["on_failure"]),
+            enrich=tuple(data.get("enrich", ())),
+        )
+
+    @property
+    def digest(self) -> str:
+        blob = json.dumps(self.to_json(), sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _seconds(value: Any) -> Any:
+    """Durations as seconds, so a stored plan is plain JSON and validates again on load."""
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, dict):
+        return {k: _seconds(v) for k, v in value.items()}
+    return value
+
+
+def build_plan(runbook: Runbook, alert: Alert, *, mode: Mode | None = None) -> Plan:
+    """Render ``runbook`` for ``alert``. Raises ``TemplateError`` naming the offending label."""
+    r = Renderer(alert, runbook.params)
+    target = r.render_str(runbook.target)
+    scope_keys = runbook.guardrails.blast_radius.scope if runbook.guardrails.blast_radius else []
+    scope = {k: r.labels[k] for k in sorted(set(scope_keys) | ({"service"} & set(alert.labels)))}
+    steps = tuple(
+        PlannedStep(
+            index=i,
+            action=s.action,
+            args=r.render(dict(s.with_)),
+            idempotent=s.idempotent,
+            timeout=s.timeout.total_seconds() if s.timeout else None,
+            name=s.name or s.action,
+        )
+        for i, s in enumerate(runbook.steps)
+    )
+    verify = None
+    if runbook.verify is not None:
+        raw = _seconds(runbook.verify.model_dump(exclude_none=True))
+        verify = r.render(raw)
+    enrich = tuple(r.render(dict(e)) for e in runbook.enrich)
+    return Plan(
+        runbook=runbook.name,
+        mode=mode or runbook.mode,
+        target=target,
+        service=scope.get("service", ""),
+        scope=scope,
+        steps=steps,
+        verify=verify,
+        on_failure=runbook.on_failure,
+        enrich=enrich,
+    )

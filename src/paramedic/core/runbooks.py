@@ -1,0 +1,204 @@
+"""The runbook format of DESIGN §3, validated with pydantic.
+
+A ``RunbookFile`` holds several ``Runbook`` entries. Validation here is structural and pure; the
+loader in ``core.loader`` maps each pydantic error back to a file, line and column.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+from paramedic.core.durations import parse_duration
+
+
+class Mode(StrEnum):
+    OBSERVE = "observe"
+    APPROVE = "approve"
+    AUTO = "auto"
+
+    def promoted(self) -> Mode:
+        return {Mode.OBSERVE: Mode.APPROVE, Mode.APPROVE: Mode.AUTO, Mode.AUTO: Mode.AUTO}[self]
+
+    def demoted(self) -> Mode:
+        return {Mode.AUTO: Mode.APPROVE, Mode.APPROVE: Mode.OBSERVE, Mode.OBSERVE: Mode.OBSERVE}[self]
+
+
+class OnFailure(StrEnum):
+    ESCALATE = "escalate"
+    NEXT = "next"
+    ROLLBACK = "rollback"
+
+
+def _duration(value: Any) -> timedelta:
+    return parse_duration(value)
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RateLimit(_Strict):
+    max: int = Field(ge=1)
+    per: Duration
+    scope: Literal["runbook", "target", "service", "global"] = "target"
+
+
+class BlastRadius(_Strict):
+    scope: list[str] = Field(default_factory=lambda: ["service"])
+    max_concurrent: int = Field(default=1, ge=1)
+    max_fraction: float = Field(default=1.0, gt=0, le=1)
+    min_healthy: int = Field(default=0, ge=0)
+    window: Duration = timedelta(hours=1)
+
+
+class CircuitBreaker(_Strict):
+    failures: int = Field(ge=1)
+    window: Duration
+    cooldown: Duration
+    scope: list[str] = Field(default_factory=list)
+
+
+class Guardrails(_Strict):
+    rate_limit: RateLimit | None = None
+    blast_radius: BlastRadius | None = None
+    circuit_breaker: CircuitBreaker | None = None
+
+
+class Flap(_Strict):
+    max: int = Field(default=4, ge=1)
+    window: Duration = timedelta(minutes=30)
+
+
+class Require(_Strict):
+    firing_for: Duration = timedelta(0)
+    max_age: Duration | None = None
+    flap: Flap | None = None
+
+
+class Promote(_Strict):
+    after: int = Field(ge=1)
+    min_success_rate: float = Field(default=0.95, ge=0, le=1)
+
+
+class Param(_Strict):
+    pattern: str
+    max_length: int = Field(default=256, ge=1)
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"pattern does not compile: {exc}") from exc
+        return value
+
+
+class Step(_Strict):
+    action: str
+    with_: dict[str, Any] = Field(default_factory=dict, alias="with")
+    idempotent: bool | None = None
+    timeout: Duration | None = None
+    name: str = ""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class HttpVerify(_Strict):
+    url: str
+    expect_status: int = 200
+    within: Duration = timedelta(seconds=60)
+    every: Duration = timedelta(seconds=1)
+    method: Literal["GET", "HEAD", "POST"] = "GET"
+
+
+class CommandVerify(_Strict):
+    argv: list[str]
+    within: Duration = timedelta(seconds=60)
+    every: Duration = timedelta(seconds=1)
+    expect_exit: int = 0
+
+
+class AlertResolvedVerify(_Strict):
+    within: Duration = timedelta(minutes=5)
+
+
+class PrometheusVerify(_Strict):
+    query: str
+    within: Duration = timedelta(minutes=2)
+    every: Duration = timedelta(seconds=5)
+    url: str = ""
+    compare: Literal["none", "not_worse"] = "none"
+    worse_factor: float = Field(default=1.5, gt=0)
+
+
+class Verify(_Strict):
+    http: HttpVerify | None = None
+    command: CommandVerify | None = None
+    alert_resolved: AlertResolvedVerify | None = None
+    prometheus: PrometheusVerify | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Verify:
+        kinds = [k for k in ("http", "command", "alert_resolved", "prometheus") if getattr(self, k)]
+        if len(kinds) != 1:
+            raise ValueError("verify takes exactly one of: http, command, alert_resolved, prometheus")
+        return self
+
+    @property
+    def kind(self) -> str:
+        for k in ("http", "command", "alert_resolved", "prometheus"):
+            if getattr(self, k) is not None:
+                return k
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+MatchValue = str | list[str]
+
+
+class Match(_Strict):
+    alertname: MatchValue | None = None
+    labels: dict[str, MatchValue] = Field(default_factory=dict)
+    source: MatchValue | None = None
+
+
+class Runbook(_Strict):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,99}$")
+    owner: str = Field(min_length=1)
+    description: str = ""
+    match: Match
+    target: str = "{{ labels.instance }}"
+    mode: Mode = Mode.OBSERVE
+    require: Require = Require()
+    guardrails: Guardrails = Guardrails()
+    enrich: list[dict[str, Any]] = Field(default_factory=list)
+    steps: list[Step] = Field(default_factory=list)
+    verify: Verify | None = None
+    on_failure: OnFailure = OnFailure.ESCALATE
+    params: dict[str, Param] = Field(default_factory=dict)
+    promote: Promote | None = None
+    approval_timeout: Duration = timedelta(minutes=15)
+    approvers: int = Field(default=1, ge=1, le=2)
+    priority: int = 0
+
+
+class RunbookFile(_Strict):
+    api_version: Literal["paramedic/v1"] = Field(alias="apiVersion")
+    runbooks: list[Runbook]
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)

@@ -1,0 +1,153 @@
+"""Sandboxed templating of runbook values, with validation of every label that reaches an action.
+
+Alert labels are untrusted. A template sees them through ``LabelView``, which checks each label
+the moment a template reads it: against the runbook's ``params`` pattern when one is declared,
+otherwise against a conservative default. A rendered value is always one argument, never spliced
+into a shell line, and it is checked once more for control characters and length.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import jinja2
+from jinja2.sandbox import SandboxedEnvironment
+
+from paramedic.core.alerts import Alert
+from paramedic.core.errors import TemplateError
+from paramedic.core.runbooks import Param
+
+# Letters, digits and the punctuation found in hosts, ports, paths and k8s names; no spaces,
+# no shell metacharacters, no quotes, nothing outside ASCII.
+DEFAULT_PATTERN = r"^[A-Za-z0-9_.:/@+=,-]{1,253}$"
+DEFAULT_PARAM = Param(pattern=DEFAULT_PATTERN, max_length=253)
+MAX_RENDERED = 4096
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+_ENV = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
+
+
+def _preview(value: str) -> str:
+    short = value[:40] + ("…" if len(value) > 40 else "")
+    return repr(short)
+
+
+def check_value(name: str, value: str, param: Param) -> str:
+    """Return ``value`` if it satisfies ``param``, else raise ``TemplateError`` saying why."""
+    if len(value) > param.max_length:
+        raise TemplateError(
+            f"label {name!r} is {len(value)} characters long, over the limit of {param.max_length}",
+            param=name,
+        )
+    if re.fullmatch(param.pattern, value) is None:
+        raise TemplateError(
+            f"label {name!r} value {_preview(value)} does not match pattern {param.pattern!r}",
+            param=name,
+        )
+    return value
+
+
+class LabelView(Mapping[str, str]):
+    """Read-only labels that validate each value on access and remember what was read."""
+
+    def __init__(self, prefix: str, values: Mapping[str, str], params: Mapping[str, Param]) -> None:
+        self._prefix = prefix
+        self._values = values
+        self._params = params
+        self.read: set[str] = set()
+
+    def __getitem__(self, key: str) -> str:
+        if key not in self._values:
+            raise TemplateError(f"the alert has no {self._prefix} {key!r}", param=key)
+        qualified = key if self._prefix == "label" else f"{self._prefix}.{key}"
+        param = self._params.get(qualified, DEFAULT_PARAM)
+        self.read.add(key)
+        return check_value(qualified, self._values[key], param)
+
+    def __getattr__(self, key: str) -> str:
+        if key.startswith("_"):
+            raise AttributeError(key)
+        return self[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+
+@dataclass(frozen=True, slots=True)
+class AlertView:
+    """The safe, non-label facts of an alert a template may use."""
+
+    name: str
+    fingerprint: str
+    source: str
+    status: str
+    starts_at: str
+
+
+class Renderer:
+    """Renders every templated value of one runbook against one alert."""
+
+    def __init__(self, alert: Alert, params: Mapping[str, Param], extra: Mapping[str, Any] = {}):
+        self.labels = LabelView("label", alert.labels, params)
+        self.annotations = LabelView("annotations", alert.annotations, params)
+        self._ctx: dict[str, Any] = {
+            "labels": self.labels,
+            "annotations": self.annotations,
+            "alert": AlertView(
+                name=alert.name,
+                fingerprint=alert.fingerprint,
+                source=alert.source,
+                status=str(alert.status),
+                starts_at=alert.starts_at.isoformat(),
+            ),
+            **extra,
+        }
+
+    def render_str(self, template: str) -> str:
+        if "{{" not in template and "{%" not in template:
+            return template
+        try:
+            out = _ENV.from_string(template).render(self._ctx)
+        except TemplateError:
+            raise
+        except jinja2.UndefinedError as exc:
+            raise TemplateError(f"template {template!r}: {exc.message}") from exc
+        except jinja2.TemplateError as exc:
+            raise TemplateError(f"template {template!r} is invalid: {exc}") from exc
+        if _CONTROL.search(out):
+            raise TemplateError(f"template {template!r} rendered a control character")
+        if len(out) > MAX_RENDERED:
+            raise TemplateError(f"template {template!r} rendered {len(out)} characters")
+        return out
+
+    def render(self, value: Any) -> Any:
+        """Render strings inside any JSON-like structure; other values pass through unchanged."""
+        if isinstance(value, str):
+            return self.render_str(value)
+        if isinstance(value, list):
+            return [self.render(v) for v in value]
+        if isinstance(value, dict):
+            return {str(k): self.render(v) for k, v in value.items()}
+        return value
+
+
+def template_syntax_error(template: str) -> str | None:
+    """A message if ``template`` does not parse, for ``paramedic validate``; else ``None``."""
+    try:
+        _ENV.parse(template)
+    except jinja2.TemplateSyntaxError as exc:
+        return f"template does not parse: {exc.message}"
+    return None
+
+
+def referenced_labels(template: str) -> set[str]:
+    """Label names a template reads as ``labels.x`` or ``labels['x']`` (for lint warnings)."""
+    names = set(re.findall(r"labels\.([A-Za-z_][A-Za-z0-9_]*)", template))
+    names |= set(re.findall(r"labels\[\s*['\"]([^'\"]+)['\"]\s*\]", template))
+    return names

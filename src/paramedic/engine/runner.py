@@ -1,0 +1,276 @@
+"""Executes one claimed run: guardrails, durable steps, verification, and resume after a crash.
+
+Steps run in order. With ``on_failure: escalate`` a failed step or a failed verification hands the
+incident to a human. With ``on_failure: next`` the steps are a ladder: after each step the run
+verifies, stops as soon as verification passes, and otherwise tries the next step.
+
+A run resumed after a crash finds its step marked 'started' without an end: it verifies first;
+if that fails it re-executes the step only when the step is idempotent, and escalates otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TypeVar
+
+import httpx
+
+from paramedic.actions.registry import ExecutorRegistry
+from paramedic.core.errors import ActionError, PermanentError, RetryableError, StoreUnavailable
+from paramedic.core.plan import Plan, PlannedStep
+from paramedic.core.runbooks import OnFailure
+from paramedic.engine import guard
+from paramedic.engine.clock import Clock
+from paramedic.engine.verify import VerifyResult, verify
+from paramedic.store import incidents as inc_repo
+from paramedic.store import runs as runs_repo
+from paramedic.store import state
+from paramedic.store.db import Database
+from paramedic.store.rows import RunRow, StepRow
+
+log = logging.getLogger("paramedic.runner")
+T = TypeVar("T")
+
+RETRIES = 2
+RESUME_VERIFY_CAP = 10.0
+
+
+@dataclass
+class RunContext:
+    db: Database
+    registry: ExecutorRegistry
+    clock: Clock
+    owner: str
+    lease: timedelta
+    http: httpx.AsyncClient
+    on_finished: Callable[[RunRow, bool, str], Awaitable[None]] | None = None
+
+
+class LeaseLost(Exception):
+    """Another worker took the run over; stop without writing anything more."""
+
+
+class Runner:
+    def __init__(self, ctx: RunContext, run: RunRow) -> None:
+        self.ctx = ctx
+        self.run = run
+        self.plan = Plan.from_json(run.plan)
+        self.lost = False
+
+    async def _db(self, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
+        def call() -> T:
+            with self.ctx.db.write() as conn:
+                return fn(conn, *args, **kwargs)
+
+        return await asyncio.to_thread(self.ctx.db.retrying, call)
+
+    async def _heartbeat(self) -> None:
+        every = max(0.5, self.ctx.lease.total_seconds() / 3)
+        while True:
+            await asyncio.sleep(every)
+            try:
+                ok = await self._db(
+                    runs_repo.heartbeat,
+                    self.run.id,
+                    owner=self.ctx.owner,
+                    now=self.ctx.clock(),
+                    lease=self.ctx.lease,
+                )
+            except StoreUnavailable:
+                continue
+            if not ok:
+                self.lost = True
+                return
+
+    async def execute(self) -> None:
+        beat = asyncio.create_task(self._heartbeat())
+        try:
+            await self._execute()
+        except LeaseLost:
+            log.warning("run %s: lease lost to another worker; stopping", self.run.id)
+        finally:
+            beat.cancel()
+
+    def _idempotent(self, step: PlannedStep) -> bool:
+        if step.idempotent is not None:
+            return step.idempotent
+        try:
+            return self.ctx.registry.spec(step.action).idempotent
+        except PermanentError:
+            return False
+
+    async def _execute(self) -> None:
+        start = self.run.current_step
+        if self.run.phase == "verify":
+            await self._final_verify()
+            return
+        row = await asyncio.to_thread(self._read_step, start)
+        if row is not None and row.status == "started":
+            step = self.plan.steps[start]
+            if self.plan.verify is not None:
+                result = await self._verify(cap=RESUME_VERIFY_CAP)
+                if result.ok:
+                    await self._db(
+                        runs_repo.step_finished,
+                        self.run,
+                        idx=start,
+                        ok=True,
+                        now=self.ctx.clock(),
+                        summary=f"interrupted by a restart; verification passed ({result.detail}), not repeated",
+                    )
+                    await self._finish("succeeded", result.detail, mitigated=True)
+                    return
+            if not self._idempotent(step):
+                msg = (
+                    f"step {start} ({step.action}) was interrupted by a restart, verification did not pass, "
+                    "and the step is not idempotent: not repeating it"
+                )
+                await self._db(
+                    runs_repo.step_finished,
+                    self.run,
+                    idx=start,
+                    ok=False,
+                    now=self.ctx.clock(),
+                    summary="outcome unknown",
+                    error=msg,
+                    reason="unknown_outcome",
+                )
+                await self._finish("failed", msg)
+                return
+        elif row is not None and row.status in ("succeeded", "failed", "skipped"):
+            start += 1
+        ladder = self.plan.on_failure is OnFailure.NEXT and self.plan.verify is not None
+        for step in self.plan.steps[start:]:
+            ok = await self._step(step)
+            if ok is None:
+                return  # refused by a guardrail; already finished
+            if not ok and self.plan.on_failure is not OnFailure.NEXT:
+                await self._finish("failed", f"step {step.index} ({step.action}) failed")
+                return
+            if ok and ladder:
+                result = await self._verify()
+                if result.ok:
+                    await self._finish("succeeded", result.detail, mitigated=True)
+                    return
+        if ladder:
+            await self._finish("failed", "no step of the ladder brought the service back")
+            return
+        await self._final_verify()
+
+    def _read_step(self, idx: int) -> StepRow | None:
+        with self.ctx.db.read() as conn:
+            return runs_repo.step(conn, self.run.id, idx)
+
+    async def _final_verify(self) -> None:
+        if self.plan.verify is None:
+            await self._finish("succeeded", "all steps succeeded (no verify configured)", mitigated=True)
+            return
+        await self._db(
+            runs_repo.advance,
+            self.run,
+            phase="verify",
+            current_step=len(self.plan.steps),
+            now=self.ctx.clock(),
+        )
+        result = await self._verify()
+        if result.ok:
+            await self._finish("succeeded", result.detail, mitigated=True)
+        else:
+            await self._finish("failed", f"verification failed: {result.detail}")
+
+    async def _verify(self, cap: float | None = None) -> VerifyResult:
+        assert self.plan.verify is not None
+        incident_id = self.run.incident_id
+
+        async def resolved() -> bool:
+            def q() -> bool:
+                with self.ctx.db.read() as conn:
+                    row = inc_repo.get(conn, incident_id)
+                return row is not None and row.resolved_at is not None
+
+            return await asyncio.to_thread(q)
+
+        return await verify(self.plan.verify, client=self.ctx.http, incident_resolved=resolved, within_cap=cap)
+
+    async def _step(self, step: PlannedStep) -> bool | None:
+        """Run one step. True: succeeded; False: failed; None: refused (run finished)."""
+        if self.lost:
+            raise LeaseLost
+        idem = self._idempotent(step)
+        try:
+            req = self.ctx.registry.request(
+                step.action,
+                step.args,
+                timeout=step.timeout,
+                run_id=str(self.run.id),
+                step=step.index,
+            )
+        except PermanentError as exc:
+            await self._finish("failed", f"step {step.index}: {exc}")
+            return None
+        decision = await self._db(guard.reserve, self.run, step, plan=self.plan, idempotent=idem, now=self.ctx.clock())
+        if not decision.allowed:
+            refusal = decision.refusal
+            assert refusal is not None
+            await self._finish("refused", f"{refusal.code}: {refusal.reason}")
+            return None
+        executor = self.ctx.registry.executor(step.action)
+        error: ActionError | None = None
+        for attempt in range(RETRIES + 1):
+            try:
+                result = await asyncio.wait_for(executor.execute(req), req.timeout + 1)
+            except TimeoutError:
+                error = RetryableError(f"{step.action} took longer than {req.timeout:g}s", reason="timeout")
+            except ActionError as exc:
+                error = exc
+            else:
+                await self._db(
+                    runs_repo.step_finished,
+                    self.run,
+                    idx=step.index,
+                    ok=True,
+                    now=self.ctx.clock(),
+                    summary=result.summary,
+                    output=result.output,
+                )
+                return True
+            if not error.retryable or attempt == RETRIES or not idem:
+                break
+            await asyncio.sleep(0.5 * (2**attempt))
+        assert error is not None
+        await self._db(
+            runs_repo.step_finished,
+            self.run,
+            idx=step.index,
+            ok=False,
+            now=self.ctx.clock(),
+            summary=f"{step.action} failed",
+            error=str(error),
+            reason=error.reason,
+        )
+        return False
+
+    async def _finish(self, status: str, reason: str, *, mitigated: bool = False) -> None:
+        if self.lost:
+            raise LeaseLost
+        now = self.ctx.clock()
+
+        def write(conn: object) -> RunRow:
+            from sqlalchemy import Connection
+
+            assert isinstance(conn, Connection)
+            runs_repo.finish(conn, self.run, status=status, now=now, reason=reason, mitigated=mitigated)
+            if status in ("succeeded", "failed"):
+                state.record_outcome(conn, self.run.runbook, ok=status == "succeeded", now=now, failure=reason)
+            row = runs_repo.get(conn, self.run.id)
+            assert row is not None
+            return row
+
+        row = await self._db(write)
+        log.info("run %s (%s) %s: %s", self.run.id, self.run.runbook, status, reason)
+        if self.ctx.on_finished is not None:
+            await self.ctx.on_finished(row, status == "succeeded", reason)

@@ -1,0 +1,349 @@
+"""The paramedic service object: ingest, workers, probes, the notifier, and operator commands.
+
+One instance per process. ``ingest`` stores alerts durably (one transaction per request) and wakes
+the workers; workers claim runs with leases and execute them through ``engine.runner``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import httpx
+from sqlalchemy import Connection
+
+from paramedic.actions.registry import ExecutorRegistry, build_registry
+from paramedic.core.alerts import Alert
+from paramedic.core.config import Config, Probe
+from paramedic.core.errors import ConfigError, ParamedicError, StoreUnavailable, TemplateError
+from paramedic.core.plan import build_plan
+from paramedic.core.runbooks import Mode
+from paramedic.engine import runbooks as rb_loader
+from paramedic.engine.clock import Clock, utcnow
+from paramedic.engine.metrics import METRICS
+from paramedic.engine.notifier import Notifier
+from paramedic.engine.runner import RunContext, Runner
+from paramedic.ingest import probes as probe_mod
+from paramedic.store import audit, migrate, state
+from paramedic.store import incidents as inc_repo
+from paramedic.store import runs as runs_repo
+from paramedic.store.db import Database, make_engine
+from paramedic.store.incidents import RunSeed
+from paramedic.store.rows import IngestResult, RunRow
+
+log = logging.getLogger("paramedic.engine")
+T = TypeVar("T")
+
+
+class OperationError(ParamedicError):
+    """An operator request that cannot be carried out (HTTP 409/404 with this message)."""
+
+    def __init__(self, message: str, *, status: int = 409) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class Paramedic:
+    config: Config
+    db: Database
+    registry: ExecutorRegistry
+    runbooks: rb_loader.RunbookSet
+    clock: Clock = utcnow
+    owner: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}")
+    _wake: asyncio.Event = field(default_factory=asyncio.Event)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _http: httpx.AsyncClient | None = None
+    notifier: Notifier | None = None
+    run_hooks: list[Callable[[RunRow, bool, str], Awaitable[None]]] = field(default_factory=list)
+
+    # ---- construction -------------------------------------------------------------------------
+    @classmethod
+    def from_config(
+        cls,
+        config: Config,
+        *,
+        clock: Clock = utcnow,
+        registry: ExecutorRegistry | None = None,
+        upgrade: bool = True,
+    ) -> Paramedic:
+        registry = registry or build_registry(config.executors)
+        loaded = rb_loader.load(config.runbooks, registry, lint=False)
+        if loaded.errors:
+            raise ConfigError(
+                "runbooks are invalid:\n"
+                + "\n".join(str(p) for p in loaded.errors)
+                + "\nrun `paramedic validate` for details"
+            )
+        db = Database(make_engine(config.database))
+        if upgrade:
+            try:
+                migrate.upgrade(db)
+            except StoreUnavailable:
+                raise
+            except Exception as exc:  # translated: a wrong URL or an unreachable server
+                raise StoreUnavailable(f"cannot prepare the database {config.database!r}: {exc}") from exc
+        from paramedic.store import outbox
+
+        outbox.configure([str(s.get("name", s.get("type", ""))) for s in config.sinks])
+        return cls(
+            config=config,
+            db=db,
+            registry=registry,
+            runbooks=rb_loader.RunbookSet(loaded.runbooks),
+            clock=clock,
+        )
+
+    # ---- helpers ------------------------------------------------------------------------------
+    async def write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        def call() -> T:
+            with self.db.write() as conn:
+                return fn(conn, *args, **kwargs)
+
+        return await asyncio.to_thread(self.db.retrying, call)
+
+    async def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        def call() -> T:
+            with self.db.read() as conn:
+                return fn(conn, *args, **kwargs)
+
+        return await asyncio.to_thread(call)
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        if self._http is None:
+            self._http = httpx.AsyncClient()
+        return self._http
+
+    # ---- ingest -------------------------------------------------------------------------------
+    def seeds_for(self, alert: Alert) -> list[RunSeed]:
+        """Match and plan, before the transaction (pure work)."""
+        if not alert.firing:
+            return []
+        seeds = []
+        for rb in self.runbooks.match(alert):
+            try:
+                plan = build_plan(rb, alert)
+                seeds.append(RunSeed(rb.name, rb.mode, plan, approval_timeout=rb.approval_timeout))
+            except TemplateError as exc:
+                seeds.append(RunSeed(rb.name, rb.mode, None, error=f"{rb.name}: {exc}"))
+        return seeds
+
+    def _record(self, conn: Connection, alerts: Sequence[Alert], seeds: Sequence[list[RunSeed]]) -> list[IngestResult]:
+        now = self.clock()
+        overrides = {name: row.mode for name, row in state.all_trust(conn).items() if row.mode}
+        out = []
+        for alert, s in zip(alerts, seeds, strict=True):
+            s = [
+                RunSeed(
+                    x.runbook,
+                    Mode(overrides.get(x.runbook, x.mode)),
+                    x.plan,
+                    x.error,
+                    x.approval_timeout,
+                )
+                for x in s
+            ]
+            out.append(
+                inc_repo.record(
+                    conn,
+                    alert,
+                    s,
+                    now=now,
+                    unknown_escalates=self.config.automation.unknown_alerts == "escalate",
+                )
+            )
+        return out
+
+    async def ingest(self, alerts: Sequence[Alert]) -> list[IngestResult]:
+        """Store alerts durably; returns once committed. Raises ``StoreUnavailable`` (→ 503)."""
+        seeds = [self.seeds_for(a) for a in alerts]
+        results = await self.write(self._record, alerts, seeds)
+        for a, r in zip(alerts, results, strict=True):
+            METRICS.alerts.labels(source=a.source, delivery=r.delivery).inc()
+        if any(r.runs for r in results):
+            self._wake.set()
+        if self.notifier is not None and any(r.incident_id for r in results):
+            self.notifier.kick()
+        return results
+
+    # ---- workers ------------------------------------------------------------------------------
+    async def _worker(self, n: int) -> None:
+        ctx = RunContext(
+            db=self.db,
+            registry=self.registry,
+            clock=self.clock,
+            owner=f"{self.owner}/w{n}",
+            lease=self.config.lease,
+            http=self.http,
+            on_finished=self._on_finished,
+        )
+        poll = 0.5
+        while True:
+            self._wake.clear()
+            try:
+                run = await self.write(runs_repo.claim, owner=ctx.owner, now=self.clock(), lease=ctx.lease)
+            except StoreUnavailable as exc:
+                log.error("worker %s: %s; retrying", n, exc)
+                await asyncio.sleep(1.0)
+                continue
+            if run is None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), poll)
+                continue
+            try:
+                await Runner(ctx, run).execute()
+            except StoreUnavailable as exc:
+                log.error("run %s interrupted: %s; it will resume when its lease expires", run.id, exc)
+            except Exception:
+                log.exception("run %s crashed; it will resume when its lease expires", run.id)
+
+    async def _on_finished(self, run: RunRow, ok: bool, reason: str) -> None:
+        METRICS.runs.labels(runbook=run.runbook, status="succeeded" if ok else "failed").inc()
+        for hook in self.run_hooks:
+            await hook(run, ok, reason)
+        if self.notifier is not None:
+            self.notifier.kick()
+
+    async def _expire_approvals(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                await self.write(self._expire_once)
+            except StoreUnavailable:
+                continue
+
+    def _expire_once(self, conn: Connection) -> None:
+        now = self.clock()
+        for run in runs_repo.expired_approvals(conn, now=now):
+            runs_repo.finish(
+                conn,
+                run,
+                status="expired",
+                now=now,
+                reason="nobody approved before the approval timed out",
+            )
+
+    # ---- probes -------------------------------------------------------------------------------
+    async def _emit(self, alert: Alert) -> None:
+        try:
+            await self.ingest([alert])
+        except StoreUnavailable as exc:
+            log.error("probe alert %s not stored: %s", alert.name, exc)
+
+    async def _on_check(self, probe: Probe, ok: bool) -> None:
+        METRICS.probe_up.labels(probe=probe.name).set(1 if ok else 0)
+
+    # ---- lifecycle ----------------------------------------------------------------------------
+    async def start(self) -> None:
+        self._wake = asyncio.Event()
+        self.notifier = Notifier(self.db, self.clock)
+        self._tasks.append(asyncio.create_task(self.notifier.run()))
+        for n in range(self.config.workers):
+            self._tasks.append(asyncio.create_task(self._worker(n)))
+        self._tasks.append(asyncio.create_task(self._expire_approvals()))
+        for probe in self.config.probes:
+            self._tasks.append(
+                asyncio.create_task(
+                    probe_mod.run_probe(
+                        probe,
+                        client=self.http,
+                        clock=self.clock,
+                        emit=self._emit,
+                        on_check=self._on_check,
+                    )
+                )
+            )
+        log.info(
+            "paramedic started: %d workers, %d probes, %d runbooks",
+            self.config.workers,
+            len(self.config.probes),
+            len(self.runbooks.by_name),
+        )
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        self._tasks.clear()
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+        for ex in self.registry.executors():
+            close = getattr(ex, "aclose", None)
+            if close is not None:
+                with contextlib.suppress(Exception):
+                    await close()
+        self.db.dispose()
+
+    # ---- operator commands --------------------------------------------------------------------
+    async def set_paused(self, value: bool, *, actor: str, reason: str = "") -> None:
+        await self.write(state.set_paused, value, now=self.clock(), by=actor, reason=reason)
+
+    async def decide(
+        self, run_id: int, *, actor: str, approve: bool, reason: str = "", digest: str | None = None
+    ) -> RunRow:
+        """Approve or deny a pending run. Refused if the alert resolved or the plan changed."""
+
+        def tx(conn: Connection) -> RunRow:
+            now = self.clock()
+            run = runs_repo.get(conn, run_id)
+            if run is None:
+                raise OperationError(f"run {run_id} does not exist", status=404)
+            if run.status != "awaiting_approval":
+                raise OperationError(
+                    f"run {run_id} is {run.status}, not awaiting approval"
+                    + (" (the alert resolved)" if run.status == "cancelled" else "")
+                )
+            if digest is not None and digest != run.plan_digest:
+                raise OperationError("the plan changed since you looked at it; review it again")
+            rb = self.runbooks.get(run.runbook)
+            needed = rb.approvers if rb else 1
+            if not approve:
+                runs_repo.record_decision(
+                    conn,
+                    run,
+                    actor=actor,
+                    decision="deny",
+                    reason=reason,
+                    digest=run.plan_digest,
+                    now=now,
+                )
+                inc_repo.acknowledge(conn, run.incident_id, at=now, by="human")
+                runs_repo.finish(conn, run, status="denied", now=now, reason=f"denied by {actor}: {reason}")
+            else:
+                try:
+                    approvers = runs_repo.record_decision(
+                        conn,
+                        run,
+                        actor=actor,
+                        decision="approve",
+                        reason=reason,
+                        digest=run.plan_digest,
+                        now=now,
+                    )
+                except Exception as exc:  # the unique (run, actor) constraint
+                    raise OperationError(f"{actor} already approved run {run_id}; a second approver is needed") from exc
+                inc_repo.acknowledge(conn, run.incident_id, at=now, by="human")
+                if len(approvers) >= needed:
+                    runs_repo.set_run_status(conn, run.id, "approved", now=now)
+            row = runs_repo.get(conn, run_id)
+            assert row is not None
+            return row
+
+        row = await self.write(tx)
+        self._wake.set()
+        return row
+
+
+def audit_append(conn: Connection, **kwargs: Any) -> int:
+    return audit.append(conn, **kwargs)

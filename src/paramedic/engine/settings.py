@@ -1,0 +1,106 @@
+"""Load ``paramedic.yaml`` and apply ``PARAMEDIC_*`` overrides: the only reader of the environment.
+
+``PARAMEDIC_DATABASE=postgresql+psycopg://…`` overrides ``database``; nested keys use double
+underscores (``PARAMEDIC_AUTOMATION__PAUSED=true``). Values are parsed as YAML scalars.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from paramedic.core.config import Config
+from paramedic.core.errors import ConfigError
+
+PREFIX = "PARAMEDIC_"
+_NOT_CONFIG = {
+    "CONFIG",
+    "TOKEN",
+    "URL",
+    "TEST_POSTGRES_URL",
+    "REQUIRE_INTEGRATION",
+    "WEBHOOK_SECRET",
+}
+
+
+def config_path(explicit: str | None, env: Mapping[str, str] | None = None) -> Path | None:
+    env = os.environ if env is None else env
+    if explicit:
+        return Path(explicit)
+    if env.get("PARAMEDIC_CONFIG"):
+        return Path(env["PARAMEDIC_CONFIG"])
+    default = Path("paramedic.yaml")
+    return default if default.exists() else None
+
+
+def _overrides(env: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, raw in env.items():
+        if not key.startswith(PREFIX) or key[len(PREFIX) :] in _NOT_CONFIG or key.startswith(PREFIX + "TEST_"):
+            continue
+        path = key[len(PREFIX) :].lower().split("__")
+        node = out
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        try:
+            node[path[-1]] = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            node[path[-1]] = raw
+    return out
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    for k, v in over.items():
+        if isinstance(v, Mapping) and isinstance(base.get(k), dict):
+            base[k] = _merge(dict(base[k]), v)
+        else:
+            base[k] = v
+    return base
+
+
+def format_errors(exc: ValidationError, where: str) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        lines.append(f"{where}: {loc}: {msg}" if err["type"] != "extra_forbidden" else f"{where}: unknown key {loc}")
+    return "\n".join(lines)
+
+
+def load_config(
+    path: Path | None,
+    *,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Config:
+    """Read the config file (or defaults), apply environment and explicit overrides, validate."""
+    env = os.environ if env is None else env
+    data: dict[str, Any] = {}
+    where = "defaults"
+    if path is not None:
+        where = str(path)
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} not found; create one or pass --config") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: the config must be a mapping of keys")
+        data = loaded
+        base = path.parent
+        data["runbooks"] = [
+            str(base / p) if not Path(p).is_absolute() else p for p in data.get("runbooks", ["runbooks/"])
+        ]
+    data = _merge(data, _overrides(env))
+    if overrides:
+        data = _merge(data, overrides)
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_errors(exc, where)) from None

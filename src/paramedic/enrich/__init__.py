@@ -1,0 +1,1 @@
+"""Evidence collectors: metrics and charts, logs, recent changes, target state."""

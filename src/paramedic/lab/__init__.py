@@ -1,0 +1,1 @@
+"""The lab: sample service, fault injection, supervisord wiring and the scenarios behind the demo."""

@@ -1,0 +1,1 @@
+"""Notification sinks behind a durable outbox."""

@@ -1,0 +1,105 @@
+"""Append to and read the hash-chained audit trail, inside the caller's transaction."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, func, select, update
+
+from paramedic.core.audit import GENESIS, StoredEntry, canonical, chain_hash, redact
+from paramedic.store.tables import audit, audit_head
+
+
+def append(
+    conn: Connection,
+    *,
+    at: datetime,
+    kind: str,
+    actor: str = "paramedic",
+    incident_id: int | None = None,
+    run_id: int | None = None,
+    data: Mapping[str, Any] | None = None,
+) -> int:
+    """Append one entry, redacted, chained to the current head. Returns its sequence number."""
+    head_q = select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
+    if conn.dialect.name == "postgresql":
+        head_q = head_q.with_for_update()
+    head = conn.execute(head_q).first()
+    if head is None:
+        conn.execute(audit_head.insert().values(id=1, seq=0, hash=GENESIS))
+        prev_seq, prev_hash = 0, GENESIS
+        if conn.dialect.name == "postgresql":  # lock the row we just made
+            conn.execute(head_q)
+    else:
+        prev_seq, prev_hash = int(head.seq), str(head.hash)
+    seq = prev_seq + 1
+    clean = json.loads(json.dumps(redact(dict(data or {})), default=str))
+    body = canonical(seq=seq, at=at, kind=kind, actor=actor, incident_id=incident_id, run_id=run_id, data=clean)
+    digest = chain_hash(prev_hash, body)
+    conn.execute(
+        audit.insert().values(
+            seq=seq,
+            at=at,
+            kind=kind,
+            actor=actor,
+            incident_id=incident_id,
+            run_id=run_id,
+            data=json.dumps(clean, sort_keys=True, ensure_ascii=False),
+            prev_hash=prev_hash,
+            hash=digest,
+        )
+    )
+    conn.execute(update(audit_head).where(audit_head.c.id == 1).values(seq=seq, hash=digest))
+    return seq
+
+
+def _entry(row: Any) -> StoredEntry:
+    return StoredEntry(
+        seq=int(row.seq),
+        at=row.at,
+        kind=row.kind,
+        actor=row.actor,
+        incident_id=row.incident_id,
+        run_id=row.run_id,
+        data=json.loads(row.data),
+        prev_hash=row.prev_hash,
+        hash=row.hash,
+    )
+
+
+def iter_entries(conn: Connection, *, batch: int = 1000) -> Iterator[StoredEntry]:
+    last = 0
+    while True:
+        rows = conn.execute(select(audit).where(audit.c.seq > last).order_by(audit.c.seq).limit(batch)).all()
+        if not rows:
+            return
+        for row in rows:
+            yield _entry(row)
+        last = int(rows[-1].seq)
+
+
+def head(conn: Connection) -> tuple[int | None, str | None]:
+    row = conn.execute(select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)).first()
+    return (None, None) if row is None else (int(row.seq), str(row.hash))
+
+
+def page(
+    conn: Connection,
+    *,
+    before: int | None = None,
+    limit: int = 100,
+    incident_id: int | None = None,
+) -> list[StoredEntry]:
+    q = select(audit).order_by(audit.c.seq.desc()).limit(limit)
+    if before is not None:
+        q = q.where(audit.c.seq < before)
+    if incident_id is not None:
+        q = q.where(audit.c.incident_id == incident_id)
+    return [_entry(r) for r in conn.execute(q)]
+
+
+def count(conn: Connection) -> int:
+    return int(conn.execute(select(func.count()).select_from(audit)).scalar_one())

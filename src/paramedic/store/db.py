@@ -1,0 +1,117 @@
+"""Database engines: SQLite in WAL mode (the embedded default) and PostgreSQL (scale-out).
+
+SQLite write transactions start with ``BEGIN IMMEDIATE`` so a read-then-write never deadlocks on
+lock upgrade; ``read()`` transactions start deferred and run beside writers under WAL.
+Connection failures surface as ``StoreUnavailable`` so the API can answer 503.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.pool import NullPool, StaticPool
+
+from paramedic.core.errors import ConfigError, StoreUnavailable
+
+T = TypeVar("T")
+
+
+def make_engine(url: str, *, pool_size: int = 10) -> Engine:
+    """Create an engine for ``url`` with paramedic's connection settings."""
+    if url.startswith("sqlite"):
+        pool: dict[str, Any] = (
+            {"poolclass": StaticPool}
+            if ":memory:" in url or url.rstrip("/") == "sqlite:"
+            else {"pool_size": pool_size, "max_overflow": pool_size}
+        )
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30, "isolation_level": None},
+            **pool,
+        )
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            if ":memory:" not in url:
+                cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn: Connection) -> None:
+            read_only = conn.get_execution_options().get("paramedic_read", False)
+            conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+        return engine
+    if url.startswith("postgresql"):
+        return create_engine(
+            url,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_pre_ping=True,
+            pool_timeout=5,
+            connect_args={"connect_timeout": 5},
+        )
+    raise ConfigError(f"database {url!r}: use sqlite:///FILE or postgresql+psycopg://USER@HOST/DB")
+
+
+def single_use_engine(url: str) -> Engine:
+    """An engine without a pool, for short CLI commands."""
+    if url.startswith("sqlite"):
+        return make_engine(url, pool_size=1)
+    return create_engine(url, poolclass=NullPool, connect_args={"connect_timeout": 5})
+
+
+class Database:
+    """A thin wrapper that gives transactions with retries on transient connection failures."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.is_sqlite = engine.dialect.name == "sqlite"
+        self.is_postgres = engine.dialect.name == "postgresql"
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except OperationalError as exc:
+            raise StoreUnavailable(f"the database is unavailable: {_short(exc)}") from exc
+        except DBAPIError as exc:
+            if exc.connection_invalidated:
+                raise StoreUnavailable(f"the database connection was lost: {_short(exc)}") from exc
+            raise
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        try:
+            with self.engine.connect().execution_options(paramedic_read=True) as conn, conn.begin():
+                yield conn
+        except OperationalError as exc:
+            raise StoreUnavailable(f"the database is unavailable: {_short(exc)}") from exc
+
+    def retrying(self, fn: Callable[[], T], *, attempts: int = 3, delay: float = 0.2) -> T:
+        """Run ``fn`` again after a transient failure, a bounded number of times."""
+        for i in range(attempts):
+            try:
+                return fn()
+            except StoreUnavailable:
+                if i == attempts - 1:
+                    raise
+                time.sleep(delay * (2**i))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _short(exc: Exception) -> str:
+    return str(getattr(exc, "orig", exc)).strip().splitlines()[0][:200]

@@ -1,0 +1,308 @@
+"""The ingest transaction: record alert deliveries, open and resolve incidents, create runs.
+
+All alerts of one request are written in one transaction, so a ``202`` means every one of them
+is stored, and a failure stores none. Runs are created only when an incident is created, so
+repeated deliveries never start a second remediation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, and_, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from paramedic.core.alerts import Alert
+from paramedic.core.incidents import Delivery, Episode, IncidentStatus, decide
+from paramedic.core.plan import Plan
+from paramedic.core.runbooks import Mode
+from paramedic.store import audit
+from paramedic.store.rows import IncidentRow, IngestResult
+from paramedic.store.tables import incidents, runs
+
+CANCELLABLE = ("pending", "awaiting_approval", "approved")
+
+
+@dataclass(frozen=True, slots=True)
+class RunSeed:
+    """What the engine decided for one matching runbook before the transaction."""
+
+    runbook: str
+    mode: Mode
+    plan: Plan | None
+    error: str = ""
+    approval_timeout: timedelta = timedelta(minutes=15)
+
+
+def _open_key(alert: Alert) -> str:
+    return f"{alert.source}|{alert.fingerprint}"[:200]
+
+
+def _insert(conn: Connection, table: Any) -> Any:
+    return (pg_insert if conn.dialect.name == "postgresql" else sqlite_insert)(table)
+
+
+def _open_episode(conn: Connection, key: str) -> Episode | None:
+    q = select(incidents.c.id, incidents.c.starts_at).where(incidents.c.open_key == key)
+    if conn.dialect.name == "postgresql":
+        q = q.with_for_update()
+    row = conn.execute(q).first()
+    return None if row is None else Episode(int(row.id), row.starts_at, True)
+
+
+def _seen(conn: Connection, alert: Alert) -> bool:
+    q = select(incidents.c.id).where(
+        and_(
+            incidents.c.source == alert.source,
+            incidents.c.fingerprint == alert.fingerprint,
+            incidents.c.starts_at == alert.starts_at,
+        )
+    )
+    return conn.execute(q).first() is not None
+
+
+def record(
+    conn: Connection,
+    alert: Alert,
+    seeds: Sequence[RunSeed],
+    *,
+    now: datetime,
+    unknown_escalates: bool = True,
+) -> IngestResult:
+    """Apply one delivery inside the caller's transaction."""
+    key = _open_key(alert)
+    episode = _open_episode(conn, key)
+    delivery = decide(alert, open_episode=episode, same_start_seen=episode is None and _seen(conn, alert))
+
+    if delivery is Delivery.UPDATED and episode is not None:
+        conn.execute(
+            update(incidents)
+            .where(incidents.c.id == episode.incident_id)
+            .values(deliveries=incidents.c.deliveries + 1, last_seen_at=now)
+        )
+        return IngestResult(alert.fingerprint, delivery, episode.incident_id)
+    if delivery is Delivery.RESOLVED and episode is not None:
+        resolve(
+            conn,
+            episode.incident_id,
+            at=alert.ends_at or now,
+            now=now,
+            actor=f"alert:{alert.source}",
+        )
+        return IngestResult(alert.fingerprint, delivery, episode.incident_id)
+    if delivery is not Delivery.CREATED:
+        return IngestResult(alert.fingerprint, delivery, None)
+
+    values = dict(
+        source=alert.source,
+        fingerprint=alert.fingerprint,
+        starts_at=alert.starts_at,
+        open_key=key,
+        group_key=alert.group_key,
+        alertname=alert.name,
+        service=alert.service,
+        severity=alert.labels.get("severity", ""),
+        labels=dict(alert.labels),
+        annotations=dict(alert.annotations),
+        status=IncidentStatus.OPEN,
+        runbooks=[s.runbook for s in seeds],
+        handled_by="",
+        deliveries=1,
+        first_seen_at=now,
+        last_seen_at=now,
+        generator_url=alert.generator_url,
+    )
+    stmt = _insert(conn, incidents).values(**values).on_conflict_do_nothing().returning(incidents.c.id)
+    inserted = conn.execute(stmt).first()
+    if inserted is None:  # a concurrent replica opened it first: this delivery is a repeat
+        again = _open_episode(conn, key)
+        return IngestResult(
+            alert.fingerprint,
+            Delivery.UPDATED if again else Delivery.LATE,
+            again.incident_id if again else None,
+        )
+    incident_id = int(inserted.id)
+    audit.append(
+        conn,
+        at=now,
+        kind="incident.opened",
+        actor=f"alert:{alert.source}",
+        incident_id=incident_id,
+        data={
+            "alertname": alert.name,
+            "fingerprint": alert.fingerprint,
+            "labels": dict(alert.labels),
+            "starts_at": alert.starts_at.isoformat(),
+            "runbooks": [s.runbook for s in seeds],
+        },
+    )
+    run_ids = [_create_run(conn, incident_id, seed, now=now) for seed in seeds]
+    if not seeds and unknown_escalates:
+        escalate(conn, incident_id, now=now, reason="no runbook matches this alert: a human has to look")
+    elif seeds and all(s.plan is None for s in seeds):
+        escalate(conn, incident_id, now=now, reason="; ".join(s.error for s in seeds))
+    return IngestResult(alert.fingerprint, delivery, incident_id, [r for r in run_ids if r])
+
+
+def _create_run(conn: Connection, incident_id: int, seed: RunSeed, *, now: datetime) -> int | None:
+    if seed.plan is None:
+        audit.append(
+            conn,
+            at=now,
+            kind="plan.refused",
+            incident_id=incident_id,
+            data={"runbook": seed.runbook, "reason": seed.error},
+        )
+        return None
+    status = {Mode.AUTO: "pending", Mode.APPROVE: "awaiting_approval", Mode.OBSERVE: "observed"}[seed.mode]
+    plan = seed.plan
+    row = conn.execute(
+        runs.insert()
+        .values(
+            incident_id=incident_id,
+            runbook=seed.runbook,
+            mode=seed.mode,
+            status=status,
+            plan=plan.to_json(),
+            plan_digest=plan.digest,
+            target=plan.target,
+            service=plan.service,
+            current_step=0,
+            phase="steps",
+            attempts=0,
+            reason="",
+            created_at=now,
+            updated_at=now,
+            approval_expires_at=now + seed.approval_timeout if seed.mode is Mode.APPROVE else None,
+            finished_at=now if seed.mode is Mode.OBSERVE else None,
+        )
+        .returning(runs.c.id)
+    ).one()
+    run_id = int(row.id)
+    audit.append(
+        conn,
+        at=now,
+        kind="run.created",
+        incident_id=incident_id,
+        run_id=run_id,
+        data={
+            "runbook": seed.runbook,
+            "mode": str(seed.mode),
+            "status": status,
+            "target": plan.target,
+            "plan_digest": plan.digest,
+            "steps": [{"action": s.action, "args": dict(s.args)} for s in plan.steps],
+        },
+    )
+    if seed.mode is Mode.APPROVE:
+        set_status(conn, incident_id, IncidentStatus.AWAITING_APPROVAL)
+    return run_id
+
+
+def set_status(conn: Connection, incident_id: int, status: IncidentStatus, **extra: Any) -> None:
+    conn.execute(
+        update(incidents)
+        .where(and_(incidents.c.id == incident_id, incidents.c.open_key.is_not(None)))
+        .values(status=status, **extra)
+    )
+
+
+def acknowledge(conn: Connection, incident_id: int, *, at: datetime, by: str) -> None:
+    conn.execute(
+        update(incidents)
+        .where(and_(incidents.c.id == incident_id, incidents.c.acknowledged_at.is_(None)))
+        .values(acknowledged_at=at, handled_by=by)
+    )
+
+
+def escalate(conn: Connection, incident_id: int, *, now: datetime, reason: str, run_id: int | None = None) -> None:
+    conn.execute(
+        update(incidents)
+        .where(and_(incidents.c.id == incident_id, incidents.c.open_key.is_not(None)))
+        .values(
+            status=IncidentStatus.ESCALATED,
+            escalated_at=func.coalesce(incidents.c.escalated_at, now),
+            handled_by="human",
+        )
+    )
+    audit.append(
+        conn,
+        at=now,
+        kind="incident.escalated",
+        incident_id=incident_id,
+        run_id=run_id,
+        data={"reason": reason},
+    )
+    from paramedic.store import outbox
+
+    outbox.enqueue(conn, incident_id=incident_id, event="escalated", now=now, data={"reason": reason})
+
+
+def resolve(conn: Connection, incident_id: int, *, at: datetime, now: datetime, actor: str) -> None:
+    conn.execute(
+        update(incidents)
+        .where(incidents.c.id == incident_id)
+        .values(
+            status=IncidentStatus.RESOLVED,
+            resolved_at=at,
+            ends_at=at,
+            open_key=None,
+            last_seen_at=now,
+        )
+    )
+    cancelled = conn.execute(
+        update(runs)
+        .where(and_(runs.c.incident_id == incident_id, runs.c.status.in_(CANCELLABLE)))
+        .values(
+            status="cancelled",
+            reason="resolved: the alert resolved before the action ran",
+            finished_at=now,
+            updated_at=now,
+        )
+        .returning(runs.c.id)
+    ).all()
+    audit.append(
+        conn,
+        at=now,
+        kind="incident.resolved",
+        actor=actor,
+        incident_id=incident_id,
+        data={"resolved_at": at.isoformat(), "cancelled_runs": [int(r.id) for r in cancelled]},
+    )
+    from paramedic.store import outbox
+
+    outbox.enqueue(conn, incident_id=incident_id, event="resolved", now=now, data={})
+
+
+def get(conn: Connection, incident_id: int) -> IncidentRow | None:
+    row = conn.execute(select(incidents).where(incidents.c.id == incident_id)).first()
+    return None if row is None else IncidentRow.of(row)
+
+
+def listing(
+    conn: Connection, *, status: str | None = None, limit: int = 100, before: int | None = None
+) -> list[IncidentRow]:
+    q = select(incidents).order_by(incidents.c.id.desc()).limit(limit)
+    if status == "open":
+        q = q.where(incidents.c.open_key.is_not(None))
+    elif status:
+        q = q.where(incidents.c.status == status)
+    if before is not None:
+        q = q.where(incidents.c.id < before)
+    return [IncidentRow.of(r) for r in conn.execute(q)]
+
+
+def episodes(conn: Connection, *, source: str, fingerprint: str, since: datetime) -> list[datetime]:
+    """Start times of this alert's episodes since ``since`` (for flapping)."""
+    q = select(incidents.c.starts_at).where(
+        and_(
+            incidents.c.source == source,
+            incidents.c.fingerprint == fingerprint,
+            incidents.c.starts_at >= since,
+        )
+    )
+    return [r.starts_at for r in conn.execute(q)]

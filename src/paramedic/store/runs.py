@@ -1,0 +1,314 @@
+"""Runs and their steps: claims with leases, step records written before and after execution,
+approvals, and the end of a run. Every function works inside the caller's transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, and_, or_, select, update
+
+from paramedic.core.incidents import IncidentStatus
+from paramedic.store import audit
+from paramedic.store import incidents as inc
+from paramedic.store.rows import RunRow, StepRow
+from paramedic.store.tables import approvals, incidents, ledger, runs, steps
+
+CLAIMABLE = ("pending", "approved", "running")
+ACTIVE = ("pending", "approved", "running", "awaiting_approval")
+
+
+def claim(conn: Connection, *, owner: str, now: datetime, lease: timedelta) -> RunRow | None:
+    """Take the oldest runnable run whose lease is free or expired (a crashed worker's run)."""
+    q = (
+        select(runs.c.id, runs.c.status, runs.c.lease_owner)
+        .where(
+            and_(
+                runs.c.status.in_(CLAIMABLE),
+                or_(runs.c.lease_until.is_(None), runs.c.lease_until < now),
+                or_(runs.c.not_before.is_(None), runs.c.not_before <= now),
+            )
+        )
+        .order_by(runs.c.id)
+        .limit(1)
+    )
+    if conn.dialect.name == "postgresql":
+        q = q.with_for_update(skip_locked=True)
+    row = conn.execute(q).first()
+    if row is None:
+        return None
+    conn.execute(
+        update(runs)
+        .where(runs.c.id == row.id)
+        .values(
+            lease_owner=owner,
+            lease_until=now + lease,
+            attempts=runs.c.attempts + 1,
+            status="running",
+            updated_at=now,
+        )
+    )
+    if row.status == "running":
+        audit.append(
+            conn,
+            at=now,
+            kind="run.resumed",
+            actor=owner,
+            run_id=int(row.id),
+            data={"previous_owner": row.lease_owner},
+        )
+    return get(conn, int(row.id))
+
+
+def heartbeat(conn: Connection, run_id: int, *, owner: str, now: datetime, lease: timedelta) -> bool:
+    """Extend the lease; False means another worker took the run over (stop working on it)."""
+    res = conn.execute(
+        update(runs)
+        .where(and_(runs.c.id == run_id, runs.c.lease_owner == owner, runs.c.status == "running"))
+        .values(lease_until=now + lease)
+    )
+    return res.rowcount == 1
+
+
+def get(conn: Connection, run_id: int) -> RunRow | None:
+    row = conn.execute(select(runs).where(runs.c.id == run_id)).first()
+    return None if row is None else RunRow.of(row)
+
+
+def for_incident(conn: Connection, incident_id: int) -> list[RunRow]:
+    return [
+        RunRow.of(r) for r in conn.execute(select(runs).where(runs.c.incident_id == incident_id).order_by(runs.c.id))
+    ]
+
+
+def listing(conn: Connection, *, status: str | None = None, limit: int = 200) -> list[RunRow]:
+    q = select(runs).order_by(runs.c.id.desc()).limit(limit)
+    if status:
+        q = q.where(runs.c.status == status)
+    return [RunRow.of(r) for r in conn.execute(q)]
+
+
+def steps_of(conn: Connection, run_id: int) -> list[StepRow]:
+    return [StepRow.of(r) for r in conn.execute(select(steps).where(steps.c.run_id == run_id).order_by(steps.c.idx))]
+
+
+def step(conn: Connection, run_id: int, idx: int) -> StepRow | None:
+    row = conn.execute(select(steps).where(and_(steps.c.run_id == run_id, steps.c.idx == idx))).first()
+    return None if row is None else StepRow.of(row)
+
+
+def step_started(
+    conn: Connection,
+    run: RunRow,
+    *,
+    idx: int,
+    action: str,
+    args: Mapping[str, Any],
+    idempotent: bool,
+    now: datetime,
+    ledger_scope: Mapping[str, str],
+) -> None:
+    """Write 'started' (and the ledger entry the guardrails count) before the executor is called."""
+    existing = step(conn, run.id, idx)
+    if existing is None:
+        conn.execute(
+            steps.insert().values(
+                run_id=run.id,
+                idx=idx,
+                action=action,
+                args=dict(args),
+                idempotent=idempotent,
+                status="started",
+                attempts=1,
+                started_at=now,
+                summary="",
+                output="",
+                error="",
+                reason="",
+            )
+        )
+    else:
+        conn.execute(
+            update(steps)
+            .where(steps.c.id == existing.id)
+            .values(status="started", attempts=steps.c.attempts + 1, started_at=now, finished_at=None)
+        )
+    conn.execute(update(runs).where(runs.c.id == run.id).values(current_step=idx, phase="steps", updated_at=now))
+    inc.acknowledge(conn, run.incident_id, at=now, by="automation" if run.mode == "auto" else "human")
+    inc.set_status(conn, run.incident_id, IncidentStatus.REMEDIATING)
+    audit.append(
+        conn,
+        at=now,
+        kind="step.started",
+        actor=run.lease_owner or "paramedic",
+        incident_id=run.incident_id,
+        run_id=run.id,
+        data={"step": idx, "action": action, "args": dict(args), "idempotent": idempotent},
+    )
+
+
+def step_finished(
+    conn: Connection,
+    run: RunRow,
+    *,
+    idx: int,
+    ok: bool,
+    now: datetime,
+    summary: str,
+    output: str = "",
+    error: str = "",
+    reason: str = "",
+) -> None:
+    row = step(conn, run.id, idx)
+    if row is None:
+        return
+    conn.execute(
+        update(steps)
+        .where(steps.c.id == row.id)
+        .values(
+            status="succeeded" if ok else "failed",
+            finished_at=now,
+            summary=summary[:2000],
+            output=output,
+            error=error[:4000],
+            reason=reason,
+        )
+    )
+    conn.execute(
+        update(ledger)
+        .where(and_(ledger.c.run_id == run.id, ledger.c.step_idx == idx, ledger.c.outcome == "in_flight"))
+        .values(finished_at=now, outcome="succeeded" if ok else "failed")
+    )
+    audit.append(
+        conn,
+        at=now,
+        kind="step.succeeded" if ok else "step.failed",
+        actor=run.lease_owner or "paramedic",
+        incident_id=run.incident_id,
+        run_id=run.id,
+        data={"step": idx, "summary": summary, "error": error, "reason": reason},
+    )
+
+
+def step_skipped(conn: Connection, run: RunRow, *, idx: int, now: datetime, reason: str) -> None:
+    conn.execute(
+        update(steps)
+        .where(and_(steps.c.run_id == run.id, steps.c.idx == idx))
+        .values(status="skipped", finished_at=now, reason=reason)
+    )
+    audit.append(
+        conn,
+        at=now,
+        kind="step.skipped",
+        incident_id=run.incident_id,
+        run_id=run.id,
+        data={"step": idx, "reason": reason},
+    )
+
+
+def advance(conn: Connection, run: RunRow, *, phase: str, current_step: int, now: datetime) -> None:
+    conn.execute(update(runs).where(runs.c.id == run.id).values(phase=phase, current_step=current_step, updated_at=now))
+
+
+def finish(
+    conn: Connection,
+    run: RunRow,
+    *,
+    status: str,
+    now: datetime,
+    reason: str = "",
+    mitigated: bool = False,
+) -> None:
+    """End a run: succeeded (mitigated), failed/refused (escalated), cancelled."""
+    conn.execute(
+        update(runs)
+        .where(runs.c.id == run.id)
+        .values(
+            status=status,
+            reason=reason[:4000],
+            finished_at=now,
+            updated_at=now,
+            lease_owner=None,
+            lease_until=None,
+            phase="done",
+        )
+    )
+    # a run that ends leaves nothing in flight in the ledger
+    conn.execute(
+        update(ledger)
+        .where(and_(ledger.c.run_id == run.id, ledger.c.outcome == "in_flight"))
+        .values(finished_at=now, outcome="failed")
+    )
+    audit.append(
+        conn,
+        at=now,
+        kind=f"run.{status}",
+        actor=run.lease_owner or "paramedic",
+        incident_id=run.incident_id,
+        run_id=run.id,
+        data={"reason": reason},
+    )
+    if mitigated:
+        conn.execute(
+            update(incidents)
+            .where(and_(incidents.c.id == run.incident_id, incidents.c.mitigated_at.is_(None)))
+            .values(mitigated_at=now)
+        )
+        inc.set_status(conn, run.incident_id, IncidentStatus.MITIGATED)
+        from paramedic.store import outbox
+
+        outbox.enqueue(
+            conn,
+            incident_id=run.incident_id,
+            event="mitigated",
+            now=now,
+            data={"runbook": run.runbook, "reason": reason},
+        )
+    elif status in ("failed", "refused", "expired"):
+        inc.escalate(conn, run.incident_id, now=now, reason=f"{run.runbook}: {reason}", run_id=run.id)
+
+
+def record_decision(
+    conn: Connection,
+    run: RunRow,
+    *,
+    actor: str,
+    decision: str,
+    reason: str,
+    digest: str,
+    now: datetime,
+) -> list[str]:
+    """Store one human decision; return the distinct approvers so far."""
+    conn.execute(
+        approvals.insert().values(
+            run_id=run.id, actor=actor, decision=decision, reason=reason, plan_digest=digest, at=now
+        )
+    )
+    audit.append(
+        conn,
+        at=now,
+        kind=f"approval.{decision}",
+        actor=actor,
+        incident_id=run.incident_id,
+        run_id=run.id,
+        data={"reason": reason, "plan_digest": digest},
+    )
+    rows = conn.execute(
+        select(approvals.c.actor).where(and_(approvals.c.run_id == run.id, approvals.c.decision == "approve"))
+    )
+    return sorted({r.actor for r in rows})
+
+
+def approvals_of(conn: Connection, run_id: int) -> list[dict[str, Any]]:
+    rows = conn.execute(select(approvals).where(approvals.c.run_id == run_id).order_by(approvals.c.id))
+    return [{"actor": r.actor, "decision": r.decision, "reason": r.reason, "at": r.at.isoformat()} for r in rows]
+
+
+def set_run_status(conn: Connection, run_id: int, status: str, *, now: datetime) -> None:
+    conn.execute(update(runs).where(runs.c.id == run_id).values(status=status, updated_at=now))
+
+
+def expired_approvals(conn: Connection, *, now: datetime) -> list[RunRow]:
+    q = select(runs).where(and_(runs.c.status == "awaiting_approval", runs.c.approval_expires_at < now))
+    return [RunRow.of(r) for r in conn.execute(q)]

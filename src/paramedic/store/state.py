@@ -1,0 +1,139 @@
+"""Small shared state: the global pause, known targets, trust figures and breaker states."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from paramedic.store import audit
+from paramedic.store.tables import settings, targets, trust
+
+
+def _ins(conn: Connection, table: Any) -> Any:
+    return (pg_insert if conn.dialect.name == "postgresql" else sqlite_insert)(table)
+
+
+def get_setting(conn: Connection, key: str, default: Any = None) -> Any:
+    row = conn.execute(select(settings.c.value).where(settings.c.key == key)).first()
+    return default if row is None else row.value
+
+
+def put_setting(conn: Connection, key: str, value: Any, *, now: datetime, by: str) -> None:
+    stmt = _ins(conn, settings).values(key=key, value=value, updated_at=now, updated_by=by)
+    conn.execute(
+        stmt.on_conflict_do_update(index_elements=["key"], set_={"value": value, "updated_at": now, "updated_by": by})
+    )
+
+
+def paused(conn: Connection) -> bool:
+    return bool(get_setting(conn, "paused", False))
+
+
+def set_paused(conn: Connection, value: bool, *, now: datetime, by: str, reason: str = "") -> None:
+    put_setting(conn, "paused", value, now=now, by=by)
+    audit.append(
+        conn,
+        at=now,
+        kind="automation.paused" if value else "automation.resumed",
+        actor=by,
+        data={"reason": reason},
+    )
+
+
+def note_targets(
+    conn: Connection,
+    scope_key: str,
+    names: Iterable[tuple[str, bool]],
+    *,
+    origin: str,
+    now: datetime,
+) -> None:
+    """Remember targets of a scope and whether each is healthy (from probes, alerts, executors)."""
+    for target, healthy in names:
+        stmt = _ins(conn, targets).values(
+            scope_key=scope_key, target=target, healthy=healthy, origin=origin, seen_at=now
+        )
+        conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["scope_key", "target"],
+                set_={"healthy": healthy, "seen_at": now, "origin": origin},
+            )
+        )
+
+
+def known_targets(conn: Connection, scope_key: str) -> list[tuple[str, bool]]:
+    rows = conn.execute(select(targets.c.target, targets.c.healthy).where(targets.c.scope_key == scope_key))
+    return [(r.target, bool(r.healthy)) for r in rows]
+
+
+def trust_row(conn: Connection, runbook: str) -> Any:
+    return conn.execute(select(trust).where(trust.c.runbook == runbook)).first()
+
+
+def all_trust(conn: Connection) -> dict[str, Any]:
+    return {r.runbook: r for r in conn.execute(select(trust))}
+
+
+def record_outcome(conn: Connection, runbook: str, *, ok: bool, now: datetime, failure: str = "") -> Any:
+    """Count one finished run toward the runbook's trust figures; returns the new row."""
+    if trust_row(conn, runbook) is None:
+        conn.execute(
+            _ins(conn, trust)
+            .values(
+                runbook=runbook,
+                runs=0,
+                successes=0,
+                failures=0,
+                runs_at_mode=0,
+                successes_at_mode=0,
+                last_failure="",
+                updated_at=now,
+            )
+            .on_conflict_do_nothing()
+        )
+    values: dict[str, Any] = {
+        "runs": trust.c.runs + 1,
+        "runs_at_mode": trust.c.runs_at_mode + 1,
+        "updated_at": now,
+    }
+    if ok:
+        values.update(successes=trust.c.successes + 1, successes_at_mode=trust.c.successes_at_mode + 1)
+    else:
+        values.update(failures=trust.c.failures + 1, last_failure_at=now, last_failure=failure[:1000])
+    conn.execute(update(trust).where(trust.c.runbook == runbook).values(**values))
+    return trust_row(conn, runbook)
+
+
+def set_mode(conn: Connection, runbook: str, mode: str, *, now: datetime, by: str, reason: str) -> None:
+    if trust_row(conn, runbook) is None:
+        conn.execute(
+            _ins(conn, trust)
+            .values(
+                runbook=runbook,
+                runs=0,
+                successes=0,
+                failures=0,
+                runs_at_mode=0,
+                successes_at_mode=0,
+                last_failure="",
+                updated_at=now,
+            )
+            .on_conflict_do_nothing()
+        )
+    conn.execute(
+        update(trust)
+        .where(trust.c.runbook == runbook)
+        .values(mode=mode, runs_at_mode=0, successes_at_mode=0, updated_at=now)
+    )
+    audit.append(
+        conn,
+        at=now,
+        kind="runbook.mode_changed",
+        actor=by,
+        data={"runbook": runbook, "mode": mode, "reason": reason},
+    )
