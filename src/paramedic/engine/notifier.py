@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from paramedic.core.errors import ActionError, StoreUnavailable
 from paramedic.engine.clock import Clock
