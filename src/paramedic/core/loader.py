@@ -51,24 +51,17 @@ class Located:
 
 
 def _to_python(node: yaml.Node, path: Path, positions: dict[Path, tuple[int, int]]) -> Any:
-    positions[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    """Convert a composed YAML node, recording where each path starts: the value for a scalar
+    (so a bad value is pointed at), the key for a mapping or list (so an unknown key is)."""
+    positions.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = (
-                yaml.safe_load(yaml.serialize(key_node))
-                if not isinstance(key_node, yaml.ScalarNode)
-                else key_node.value
-            )
-            positions[(*path, str(key))] = (
-                key_node.start_mark.line + 1,
-                key_node.start_mark.column + 1,
-            )
-            out[key] = _to_python(value_node, (*path, str(key)), positions)
-            positions[(*path, str(key))] = (
-                key_node.start_mark.line + 1,
-                key_node.start_mark.column + 1,
-            )
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else yaml.safe_load(yaml.serialize(key_node))
+            child = (*path, str(key))
+            if not isinstance(value_node, yaml.ScalarNode):
+                positions[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            out[key] = _to_python(value_node, child, positions)
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_to_python(v, (*path, i), positions) for i, v in enumerate(node.value)]

@@ -265,7 +265,7 @@ def finish(
             now=now,
             data={"runbook": run.runbook, "reason": reason},
         )
-    elif status in ("failed", "refused", "expired"):
+    elif status in ("failed", "refused", "expired", "denied"):
         inc.escalate(conn, run.incident_id, now=now, reason=f"{run.runbook}: {reason}", run_id=run.id)
 
 
