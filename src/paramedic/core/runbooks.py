@@ -124,6 +124,7 @@ class HttpVerify(_Strict):
     expect_status: int = 200
     within: Duration = timedelta(seconds=60)
     every: Duration = timedelta(seconds=1)
+    stable_for: Duration = timedelta(0)  # healthy for this long without a miss (not a blip)
     method: Literal["GET", "HEAD", "POST"] = "GET"
 
 

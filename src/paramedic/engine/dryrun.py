@@ -78,8 +78,10 @@ async def dry_run(path: str, alert_file: Path, *, now: datetime | None = None) -
                 m["steps"].append(s)
             m["verify"] = plan.verify
             with db.write() as conn:
-                decision = guard.evaluate(conn, plan=plan, now=now, extra={"alert": alert, "runbook": rb})
-            m["verdicts"] = [v.to_json() for v in decision.verdicts]
+                decision = guard.evaluate_for_alert(
+                    conn, runbook=rb, plan=plan, alert=alert, now=now, policy=guard.Policy()
+                )
+            m["verdicts"] = [dict(v.to_json()) for v in decision.verdicts]
             m["would_run"] = decision.allowed and rb.mode != "observe"
             entry["matches"].append(m)
         if not entry["matches"]:

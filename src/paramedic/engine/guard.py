@@ -1,62 +1,147 @@
 """The guardrail transaction: gather the facts, decide, and reserve the action — all in one
-database transaction, so limits hold across concurrent alerts and across replicas (DESIGN §4)."""
+database transaction, so limits hold across concurrent alerts and across replicas (DESIGN §4).
+
+SQLite serialises write transactions (``BEGIN IMMEDIATE``); on PostgreSQL each decision first
+locks one row per scope in ``scope_locks`` (``SELECT … FOR UPDATE``), which serialises the
+decisions that share a scope and lets unrelated scopes proceed in parallel.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import Connection, and_, select
+from sqlalchemy import Connection, and_, or_, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 
+from paramedic.core import breaker as brk
+from paramedic.core import guardrails as g
+from paramedic.core import trust
+from paramedic.core.alerts import Alert
+from paramedic.core.freeze import FreezeWindow
 from paramedic.core.plan import Plan, PlannedStep
-from paramedic.store import audit, state
+from paramedic.core.runbooks import Flap, Mode, Runbook
+from paramedic.store import audit, outbox, state
+from paramedic.store import incidents as inc_repo
 from paramedic.store import runs as runs_repo
-from paramedic.store.rows import RunRow
-from paramedic.store.tables import ledger, verdicts
+from paramedic.store.rows import IncidentRow, RunRow
+from paramedic.store.tables import breakers, ledger, scope_locks, verdicts
 
 
 @dataclass(frozen=True, slots=True)
-class Verdict:
-    check: str
-    allowed: bool
-    code: str
-    reason: str
-    retry_at: datetime | None = None
+class Policy:
+    """Guardrail settings that come from the config, not from a runbook."""
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "check": self.check,
-            "allowed": self.allowed,
-            "code": self.code,
-            "reason": self.reason,
-            "retry_at": self.retry_at.isoformat() if self.retry_at else None,
-        }
+    freeze: tuple[FreezeWindow, ...] = ()
+    default_flap: Flap = field(default_factory=Flap)
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
-    allowed: bool
-    verdicts: tuple[Verdict, ...]
-
-    @property
-    def refusal(self) -> Verdict | None:
-        return next((v for v in self.verdicts if not v.allowed), None)
+def _lock_scopes(conn: Connection, keys: Sequence[str]) -> None:
+    if conn.dialect.name != "postgresql":
+        return  # SQLite: BEGIN IMMEDIATE already serialises every writer
+    for key in sorted(set(keys)):  # a fixed order avoids deadlocks between replicas
+        conn.execute(pg_insert(scope_locks).values(scope_key=key).on_conflict_do_nothing())
+        conn.execute(select(scope_locks.c.scope_key).where(scope_locks.c.scope_key == key).with_for_update())
 
 
-def evaluate(conn: Connection, *, plan: Plan, now: datetime, extra: Mapping[str, Any] | None = None) -> Decision:
-    """Every guardrail verdict for ``plan``'s next action, from the facts in the database."""
-    paused = state.paused(conn)
-    out = [
-        Verdict(
-            "paused",
-            not paused,
-            "paused" if paused else "",
-            "automation is paused: run `paramedic resume` to allow actions" if paused else "automation is running",
+def _records(conn: Connection, since: datetime) -> list[g.ActionRecord]:
+    rows = conn.execute(select(ledger).where(or_(ledger.c.started_at >= since, ledger.c.outcome == "in_flight")))
+    return [
+        g.ActionRecord(
+            runbook=r.runbook,
+            target=r.target,
+            labels=dict(r.scope),
+            started_at=r.started_at,
+            finished_at=r.finished_at,
+            outcome=g.Outcome(r.outcome),
+            service=r.service,
         )
+        for r in rows
     ]
-    return Decision(all(v.allowed for v in out), tuple(out))
+
+
+def breaker_key(runbook: Runbook, labels: Mapping[str, str]) -> str | None:
+    cb = runbook.guardrails.circuit_breaker
+    return None if cb is None else g.scope_key(labels, cb.scope)
+
+
+def load_breaker(conn: Connection, runbook: str, key: str) -> brk.BreakerState:
+    row = conn.execute(
+        select(breakers.c.state).where(and_(breakers.c.runbook == runbook, breakers.c.scope_key == key))
+    ).first()
+    return brk.BreakerState() if row is None else brk.BreakerState.from_json(row.state)
+
+
+def save_breaker(conn: Connection, runbook: str, key: str, st: brk.BreakerState, now: datetime) -> None:
+    data = dict(st.to_json())
+    exists = conn.execute(
+        select(breakers.c.runbook).where(and_(breakers.c.runbook == runbook, breakers.c.scope_key == key))
+    ).first()
+    if exists is None:
+        conn.execute(breakers.insert().values(runbook=runbook, scope_key=key, state=data, updated_at=now))
+    else:
+        conn.execute(
+            breakers.update()
+            .where(and_(breakers.c.runbook == runbook, breakers.c.scope_key == key))
+            .values(state=data, updated_at=now)
+        )
+
+
+def alert_facts(row: IncidentRow, conn: Connection, lookback_from: datetime) -> g.AlertFacts:
+    earlier = inc_repo.episodes(conn, source=row.source, fingerprint=row.fingerprint, since=lookback_from)
+    return g.AlertFacts(
+        firing=row.resolved_at is None,
+        starts_at=row.starts_at,
+        first_seen_at=row.first_seen_at,
+        episodes=tuple(t for t in earlier if t < row.starts_at),
+    )
+
+
+def facts_of_alert(alert: Alert, now: datetime) -> g.AlertFacts:
+    return g.AlertFacts(firing=alert.firing, starts_at=alert.starts_at, first_seen_at=now)
+
+
+def gather(
+    conn: Connection,
+    *,
+    runbook: Runbook,
+    plan: Plan,
+    labels: Mapping[str, str],
+    alert: g.AlertFacts,
+    now: datetime,
+    policy: Policy,
+) -> g.GuardrailInput:
+    gr = runbook.guardrails
+    targets = g.TargetFacts()
+    if gr.blast_radius is not None:
+        known = state.known_targets(conn, g.scope_key(labels, gr.blast_radius.scope))
+        targets = g.TargetFacts(known=frozenset(t for t, _ in known), healthy=frozenset(t for t, h in known if h))
+    key = breaker_key(runbook, labels)
+    return g.GuardrailInput(
+        now=now,
+        runbook=runbook.name,
+        target=plan.target,
+        alert=alert,
+        labels=dict(labels),
+        service=plan.service,
+        paused=state.paused(conn),
+        freeze=policy.freeze,
+        require=runbook.require,
+        guardrails=gr,
+        default_flap=policy.default_flap,
+        recent_actions=_records(conn, now - g.action_lookback(gr)),
+        targets=targets,
+        breaker=load_breaker(conn, runbook.name, key) if key is not None else None,
+    )
+
+
+def evaluate_for_alert(
+    conn: Connection, *, runbook: Runbook, plan: Plan, alert: Alert, now: datetime, policy: Policy
+) -> g.Decision:
+    """Every verdict for a plan made from ``alert`` (used by dry runs; reserves nothing)."""
+    facts = facts_of_alert(alert, now)
+    return g.decide(gather(conn, runbook=runbook, plan=plan, labels=alert.labels, alert=facts, now=now, policy=policy))
 
 
 def reserve(
@@ -65,29 +150,62 @@ def reserve(
     step: PlannedStep,
     *,
     plan: Plan,
+    runbook: Runbook,
     idempotent: bool,
     now: datetime,
-) -> Decision:
+    policy: Policy,
+) -> g.Decision:
     """Decide and, if allowed, record the action as in flight and the step as started."""
+    incident = inc_repo.get(conn, run.incident_id)
+    assert incident is not None
+    labels = incident.labels
+    gr = runbook.guardrails
+    keys = [
+        g.scope_key(labels, gr.blast_radius.scope) if gr.blast_radius else "*",
+        f"target={plan.target}",
+        f"runbook={runbook.name}",
+    ]
+    _lock_scopes(conn, keys)
     resumed = conn.execute(
         select(ledger.c.id).where(
-            and_(
-                ledger.c.run_id == run.id,
-                ledger.c.step_idx == step.index,
-                ledger.c.outcome == "in_flight",
-            )
+            and_(ledger.c.run_id == run.id, ledger.c.step_idx == step.index, ledger.c.outcome == "in_flight")
         )
     ).first()
-    decision = evaluate(conn, plan=plan, now=now)
+    lookback = now - g.episode_lookback(runbook.require, policy.default_flap)
+    decision = g.decide(
+        gather(
+            conn,
+            runbook=runbook,
+            plan=plan,
+            labels=labels,
+            alert=alert_facts(incident, conn, lookback),
+            now=now,
+            policy=policy,
+        )
+    )
+    if (
+        resumed is not None
+        and decision.refusal is not None
+        and decision.refusal.check in (g.Check.RATE_LIMIT, g.Check.BLAST_RADIUS, g.Check.CIRCUIT_BREAKER)
+    ):
+        # A resumed step already holds its reservation; it must not be refused by its own count.
+        decision = g.Decision(
+            tuple(
+                v
+                for v in decision.verdicts
+                if v.check not in (g.Check.RATE_LIMIT, g.Check.BLAST_RADIUS, g.Check.CIRCUIT_BREAKER)
+            ),
+            decision.breaker,
+        )
     refusal = decision.refusal
     conn.execute(
         verdicts.insert().values(
             run_id=run.id,
             step_idx=step.index,
             at=now,
-            checks=[v.to_json() for v in decision.verdicts],
-            allowed=decision.allowed,
-            code=refusal.code if refusal else "",
+            checks=[dict(v.to_json()) for v in decision.verdicts],
+            allowed=refusal is None,
+            code=refusal.code.value if refusal and refusal.code else "",
         )
     )
     if refusal is not None:
@@ -100,7 +218,8 @@ def reserve(
             data={
                 "step": step.index,
                 "action": step.action,
-                "code": refusal.code,
+                "check": refusal.check.value,
+                "code": refusal.code.value if refusal.code else "",
                 "reason": refusal.reason,
             },
         )
@@ -113,11 +232,14 @@ def reserve(
                 runbook=run.runbook,
                 target=plan.target,
                 service=plan.service,
-                scope=dict(plan.scope),
+                scope={**dict(plan.scope), **{k: v for k, v in labels.items() if k in _scope_labels(runbook)}},
                 started_at=now,
                 outcome="in_flight",
             )
         )
+    key = breaker_key(runbook, labels)
+    if key is not None and decision.breaker is not None:
+        save_breaker(conn, runbook.name, key, decision.breaker, now)
     runs_repo.step_started(
         conn,
         run,
@@ -129,3 +251,101 @@ def reserve(
         ledger_scope=plan.scope,
     )
     return decision
+
+
+def _scope_labels(runbook: Runbook) -> set[str]:
+    gr = runbook.guardrails
+    keys = {"service"}
+    if gr.blast_radius:
+        keys |= set(gr.blast_radius.scope)
+    if gr.circuit_breaker:
+        keys |= set(gr.circuit_breaker.scope)
+    return keys
+
+
+def settle(
+    conn: Connection,
+    run: RunRow,
+    *,
+    runbook: Runbook | None,
+    ok: bool,
+    now: datetime,
+    reason: str,
+    started_at: datetime | None,
+) -> None:
+    """After a run that executed: count it toward trust, feed the breaker, promote or demote."""
+    row = state.record_outcome(conn, run.runbook, ok=ok, now=now, failure=reason)
+    if runbook is None:
+        return
+    mode = Mode(row.mode) if row.mode else runbook.mode
+    incident = inc_repo.get(conn, run.incident_id)
+    labels = incident.labels if incident else {}
+    key = breaker_key(runbook, labels)
+    cb = runbook.guardrails.circuit_breaker
+    if key is not None and cb is not None:
+        before = load_breaker(conn, runbook.name, key)
+        after = brk.on_result(before, cb, succeeded=ok, now=now, started_at=started_at)
+        save_breaker(conn, runbook.name, key, after, now)
+        if brk.tripped(before, after):
+            audit.append(
+                conn,
+                at=now,
+                kind="breaker.opened",
+                incident_id=run.incident_id,
+                run_id=run.id,
+                data={"runbook": runbook.name, "scope": key, "failures": len(after.failures)},
+            )
+            lower = trust.demoted(mode)
+            if lower != mode:
+                state.set_mode(
+                    conn,
+                    runbook.name,
+                    lower.value,
+                    now=now,
+                    by="paramedic",
+                    reason=f"circuit breaker opened for {key}: demoted from {mode} to {lower}",
+                )
+            outbox.enqueue(
+                conn,
+                incident_id=run.incident_id,
+                event="breaker_opened",
+                now=now,
+                key=f"breaker:{runbook.name}:{key}:{now.isoformat()}",
+                data={
+                    "reason": f"circuit breaker of {runbook.name} opened for {key}; automation of "
+                    f"this runbook stops until the cooldown; runbook demoted to {lower}"
+                },
+            )
+            return
+    figures = trust.TrustFigures(
+        runs=int(row.runs_at_mode),
+        successes=int(row.successes_at_mode),
+        failures=int(row.runs_at_mode) - int(row.successes_at_mode),
+    )
+    promoted = trust.next_mode(mode, figures, runbook.promote)
+    if promoted is not None and promoted != mode:
+        state.set_mode(
+            conn,
+            runbook.name,
+            promoted.value,
+            now=now,
+            by="paramedic",
+            reason=trust.promotion_reason(mode, figures, runbook.promote),
+        )
+
+
+def reset_breaker(conn: Connection, runbook: str, *, now: datetime, actor: str) -> int:
+    """Close every breaker of ``runbook`` by hand; returns how many were open."""
+    rows = conn.execute(select(breakers.c.scope_key, breakers.c.state).where(breakers.c.runbook == runbook)).all()
+    opened = [r.scope_key for r in rows if brk.BreakerState.from_json(r.state).status != brk.BreakerStatus.CLOSED]
+    for r in rows:
+        save_breaker(conn, runbook, r.scope_key, brk.reset(), now)
+    audit.append(conn, at=now, kind="breaker.reset", actor=actor, data={"runbook": runbook, "scopes": opened})
+    return len(opened)
+
+
+def breaker_states(conn: Connection) -> dict[str, list[tuple[str, brk.BreakerState]]]:
+    out: dict[str, list[tuple[str, brk.BreakerState]]] = {}
+    for r in conn.execute(select(breakers)):
+        out.setdefault(r.runbook, []).append((r.scope_key, brk.BreakerState.from_json(r.state)))
+    return out

@@ -13,8 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 import httpx
@@ -22,13 +22,12 @@ import httpx
 from paramedic.actions.registry import ExecutorRegistry
 from paramedic.core.errors import ActionError, PermanentError, RetryableError, StoreUnavailable
 from paramedic.core.plan import Plan, PlannedStep
-from paramedic.core.runbooks import OnFailure
+from paramedic.core.runbooks import OnFailure, Runbook
 from paramedic.engine import guard
 from paramedic.engine.clock import Clock
 from paramedic.engine.verify import VerifyResult, verify
 from paramedic.store import incidents as inc_repo
 from paramedic.store import runs as runs_repo
-from paramedic.store import state
 from paramedic.store.db import Database
 from paramedic.store.rows import RunRow, StepRow
 
@@ -47,6 +46,8 @@ class RunContext:
     owner: str
     lease: timedelta
     http: httpx.AsyncClient
+    runbook_of: Callable[[str], Runbook | None]
+    policy: guard.Policy = field(default_factory=guard.Policy)
     on_finished: Callable[[RunRow, bool, str], Awaitable[None]] | None = None
 
 
@@ -60,6 +61,8 @@ class Runner:
         self.run = run
         self.plan = Plan.from_json(run.plan)
         self.lost = False
+        self.runbook = ctx.runbook_of(run.runbook)
+        self.acted_at: datetime | None = None
 
     async def _db(self, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
         def call() -> T:
@@ -212,12 +215,26 @@ class Runner:
         except PermanentError as exc:
             await self._finish("failed", f"step {step.index}: {exc}")
             return None
-        decision = await self._db(guard.reserve, self.run, step, plan=self.plan, idempotent=idem, now=self.ctx.clock())
-        if not decision.allowed:
-            refusal = decision.refusal
-            assert refusal is not None
-            await self._finish("refused", f"{refusal.code}: {refusal.reason}")
+        if self.runbook is None:
+            await self._finish("failed", f"runbook {self.run.runbook!r} is no longer loaded; not acting")
             return None
+        now = self.ctx.clock()
+        decision = await self._db(
+            guard.reserve,
+            self.run,
+            step,
+            plan=self.plan,
+            runbook=self.runbook,
+            idempotent=idem,
+            now=now,
+            policy=self.ctx.policy,
+        )
+        refusal = decision.refusal
+        if refusal is not None:
+            code = refusal.code.value if refusal.code else refusal.check.value
+            await self._finish("refused", f"{code}: {refusal.reason}")
+            return None
+        self.acted_at = self.acted_at or now
         executor = self.ctx.registry.executor(step.action)
         error: ActionError | None = None
         for attempt in range(RETRIES + 1):
@@ -265,7 +282,15 @@ class Runner:
             assert isinstance(conn, Connection)
             runs_repo.finish(conn, self.run, status=status, now=now, reason=reason, mitigated=mitigated)
             if status in ("succeeded", "failed"):
-                state.record_outcome(conn, self.run.runbook, ok=status == "succeeded", now=now, failure=reason)
+                guard.settle(
+                    conn,
+                    self.run,
+                    runbook=self.runbook,
+                    ok=status == "succeeded",
+                    now=now,
+                    reason=reason,
+                    started_at=self.acted_at,
+                )
             row = runs_repo.get(conn, self.run.id)
             assert row is not None
             return row

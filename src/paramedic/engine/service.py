@@ -14,22 +14,29 @@ import socket
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, TypeVar
 
 import httpx
+from pydantic import ValidationError
 from sqlalchemy import Connection
 
 from paramedic.actions.registry import ExecutorRegistry, build_registry
 from paramedic.core.alerts import Alert
 from paramedic.core.config import Config, Probe
 from paramedic.core.errors import ConfigError, ParamedicError, StoreUnavailable, TemplateError
+from paramedic.core.freeze import parse_freeze_windows
+from paramedic.core.guardrails import scope_key
+from paramedic.core.incidents import Delivery
 from paramedic.core.plan import build_plan
 from paramedic.core.runbooks import Mode
+from paramedic.engine import guard
 from paramedic.engine import runbooks as rb_loader
 from paramedic.engine.clock import Clock, utcnow
 from paramedic.engine.metrics import METRICS
 from paramedic.engine.notifier import Notifier
 from paramedic.engine.runner import RunContext, Runner
+from paramedic.engine.settings import format_errors
 from paramedic.ingest import probes as probe_mod
 from paramedic.store import audit, migrate, state
 from paramedic.store import incidents as inc_repo
@@ -63,6 +70,8 @@ class Paramedic:
     _http: httpx.AsyncClient | None = None
     notifier: Notifier | None = None
     run_hooks: list[Callable[[RunRow, bool, str], Awaitable[None]]] = field(default_factory=list)
+    policy: guard.Policy = field(default_factory=guard.Policy)
+    _probe_health: dict[str, bool] = field(default_factory=dict)
 
     # ---- construction -------------------------------------------------------------------------
     @classmethod
@@ -93,12 +102,17 @@ class Paramedic:
         from paramedic.store import outbox
 
         outbox.configure([str(s.get("name", s.get("type", ""))) for s in config.sinks])
+        try:
+            freeze = parse_freeze_windows(config.automation.freeze)
+        except ValidationError as exc:
+            raise ConfigError(format_errors(exc, "automation.freeze")) from None
         return cls(
             config=config,
             db=db,
             registry=registry,
             runbooks=rb_loader.RunbookSet(loaded.runbooks),
             clock=clock,
+            policy=guard.Policy(freeze=freeze, default_flap=config.automation.flap),
         )
 
     # ---- helpers ------------------------------------------------------------------------------
@@ -151,16 +165,35 @@ class Paramedic:
                 )
                 for x in s
             ]
-            out.append(
-                inc_repo.record(
-                    conn,
-                    alert,
-                    s,
-                    now=now,
-                    unknown_escalates=self.config.automation.unknown_alerts == "escalate",
-                )
+            result = inc_repo.record(
+                conn, alert, s, now=now, unknown_escalates=self.config.automation.unknown_alerts == "escalate"
             )
+            self._note_alert_targets(conn, alert, s, result, now)
+            out.append(result)
         return out
+
+    def _scope_lists(self) -> list[list[str]]:
+        lists = {
+            tuple(sorted(rb.guardrails.blast_radius.scope))
+            for rb in self.runbooks.by_name.values()
+            if rb.guardrails.blast_radius is not None
+        }
+        return [list(x) for x in sorted(lists)]
+
+    def _note_alert_targets(
+        self, conn: Connection, alert: Alert, seeds: Sequence[RunSeed], result: IngestResult, now: datetime
+    ) -> None:
+        """Alerts make their targets known: unhealthy while firing, healthy once resolved."""
+        if result.delivery not in (Delivery.CREATED, Delivery.RESOLVED):
+            return
+        healthy = result.delivery is Delivery.RESOLVED
+        names = {seed.plan.target for seed in seeds if seed.plan is not None}
+        if not names and "instance" in alert.labels:
+            names = {alert.labels["instance"]}
+        for keys in self._scope_lists():
+            state.note_targets(
+                conn, scope_key(alert.labels, keys), [(n, healthy) for n in names], origin="alert", now=now
+            )
 
     async def ingest(self, alerts: Sequence[Alert]) -> list[IngestResult]:
         """Store alerts durably; returns once committed. Raises ``StoreUnavailable`` (→ 503)."""
@@ -183,6 +216,8 @@ class Paramedic:
             owner=f"{self.owner}/w{n}",
             lease=self.config.lease,
             http=self.http,
+            runbook_of=self.runbooks.get,
+            policy=self.policy,
             on_finished=self._on_finished,
         )
         poll = 0.5
@@ -239,7 +274,23 @@ class Paramedic:
             log.error("probe alert %s not stored: %s", alert.name, exc)
 
     async def _on_check(self, probe: Probe, ok: bool) -> None:
+        """Probes make their targets known to the blast-radius guardrail (written on change only)."""
         METRICS.probe_up.labels(probe=probe.name).set(1 if ok else 0)
+        if self._probe_health.get(probe.name) == ok:
+            return
+        self._probe_health[probe.name] = ok
+        target = probe.labels.get("instance") or probe.http or probe.tcp or probe.name
+
+        def note(conn: Connection) -> None:
+            for keys in self._scope_lists():
+                state.note_targets(
+                    conn, scope_key(probe.labels, keys), [(target, ok)], origin="probe", now=self.clock()
+                )
+
+        try:
+            await self.write(note)
+        except StoreUnavailable as exc:
+            log.error("probe %s: cannot record target health: %s", probe.name, exc)
 
     # ---- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> None:
@@ -286,6 +337,11 @@ class Paramedic:
         self.db.dispose()
 
     # ---- operator commands --------------------------------------------------------------------
+    async def reset_breaker(self, runbook: str, *, actor: str) -> int:
+        if self.runbooks.get(runbook) is None:
+            raise OperationError(f"no runbook named {runbook!r} is loaded", status=404)
+        return await self.write(guard.reset_breaker, runbook, now=self.clock(), actor=actor)
+
     async def set_paused(self, value: bool, *, actor: str, reason: str = "") -> None:
         await self.write(state.set_paused, value, now=self.clock(), by=actor, reason=reason)
 

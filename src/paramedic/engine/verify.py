@@ -49,13 +49,24 @@ async def verify(
 
     if v.http is not None:
         h = v.http
+        stable = h.stable_for.total_seconds()
+        healthy_since: list[float] = []
 
         async def http_check() -> tuple[bool, str]:
             try:
                 r = await client.request(h.method, h.url, timeout=max(0.5, min(5.0, h.every.total_seconds() * 2)))
             except httpx.HTTPError as exc:
+                healthy_since.clear()
                 return False, f"{h.url}: {type(exc).__name__}"
-            return r.status_code == h.expect_status, f"{h.url} answered {r.status_code}"
+            if r.status_code != h.expect_status:
+                healthy_since.clear()
+                return False, f"{h.url} answered {r.status_code}"
+            if not healthy_since:
+                healthy_since.append(time.monotonic())
+            held = time.monotonic() - healthy_since[0]
+            if held < stable:
+                return False, f"{h.url} answered {r.status_code} but has been healthy only {held:.1f}s of {stable:g}s"
+            return True, f"{h.url} answered {r.status_code}" + (f", stable for {stable:g}s" if stable else "")
 
         return await _poll(http_check, within=within(h.within.total_seconds()), every=h.every.total_seconds())
     if v.command is not None:

@@ -120,11 +120,14 @@ def record(
     inserted = conn.execute(stmt).first()
     if inserted is None:  # a concurrent replica opened it first: this delivery is a repeat
         again = _open_episode(conn, key)
-        return IngestResult(
-            alert.fingerprint,
-            Delivery.UPDATED if again else Delivery.LATE,
-            again.incident_id if again else None,
+        if again is None:
+            return IngestResult(alert.fingerprint, Delivery.LATE, None)
+        conn.execute(
+            update(incidents)
+            .where(incidents.c.id == again.incident_id)
+            .values(deliveries=incidents.c.deliveries + 1, last_seen_at=now)
         )
+        return IngestResult(alert.fingerprint, Delivery.UPDATED, again.incident_id)
     incident_id = int(inserted.id)
     audit.append(
         conn,

@@ -22,7 +22,7 @@ ACTIVE = ("pending", "approved", "running", "awaiting_approval")
 def claim(conn: Connection, *, owner: str, now: datetime, lease: timedelta) -> RunRow | None:
     """Take the oldest runnable run whose lease is free or expired (a crashed worker's run)."""
     q = (
-        select(runs.c.id, runs.c.status, runs.c.lease_owner)
+        select(runs.c.id, runs.c.status, runs.c.lease_owner, runs.c.incident_id)
         .where(
             and_(
                 runs.c.status.in_(CLAIMABLE),
@@ -55,6 +55,7 @@ def claim(conn: Connection, *, owner: str, now: datetime, lease: timedelta) -> R
             at=now,
             kind="run.resumed",
             actor=owner,
+            incident_id=int(row.incident_id),
             run_id=int(row.id),
             data={"previous_owner": row.lease_owner},
         )

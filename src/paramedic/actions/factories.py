@@ -1,0 +1,39 @@
+"""The list of executor families and how each is built from its config section.
+
+Each factory takes the ``executors.<family>`` mapping from ``paramedic.yaml`` and returns the
+executors it configures. Adding a family is one entry here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from paramedic.actions.base import Executor
+
+Factory = Callable[[Mapping[str, Any]], Sequence[Executor]]
+
+
+def _shell(cfg: Mapping[str, Any]) -> Sequence[Executor]:
+    from paramedic.actions.shell import ShellExecutor
+
+    return [ShellExecutor.from_config(cfg)]
+
+
+def _http(cfg: Mapping[str, Any]) -> Sequence[Executor]:
+    from paramedic.actions.http import HttpExecutor
+
+    return [HttpExecutor.from_config(cfg)]
+
+
+def _supervisor(cfg: Mapping[str, Any]) -> Sequence[Executor]:
+    from paramedic.actions.supervisor import SupervisorExecutor
+
+    return [SupervisorExecutor.from_config(cfg)]
+
+
+FACTORIES: dict[str, Factory] = {
+    "shell": _shell,
+    "http": _http,
+    "supervisor": _supervisor,
+}

@@ -1,0 +1,352 @@
+"""``paramedic demo``: the main job on an embedded default, end to end on real processes.
+
+Three instances of the sample service run under a real supervisord; paramedic runs in this
+process on SQLite with its own health probes and serves its API and UI. The demo hangs one
+instance (alive, no longer answering) and crash-loops another, fires an alert no runbook knows,
+shows every incident live, and ends with an MTTR table. Everything it starts is stopped on exit,
+also after Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+from rich.console import Console, Group
+from rich.live import Live
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from paramedic.api.app import create_app
+from paramedic.core.config import Config, Probe
+from paramedic.core.durations import format_duration
+from paramedic.engine.service import Paramedic
+from paramedic.lab.supervisord import SupervisorHarness
+from paramedic.store import incidents as inc_repo
+from paramedic.store import runs as runs_repo
+from paramedic.store.rows import IncidentRow
+
+RUNBOOKS = """\
+apiVersion: paramedic/v1
+runbooks:
+  - name: restart-unhealthy-instance
+    owner: team-web
+    description: An instance stops answering its health check; restart it under supervisord.
+    match: {alertname: InstanceUnhealthy, labels: {service: web}}
+    target: "{{ labels.instance }}"
+    mode: auto
+    guardrails:
+      rate_limit: {max: 3, per: 10m, scope: target}
+      blast_radius: {scope: [service], max_concurrent: 1, max_fraction: 0.67, min_healthy: 1}
+      circuit_breaker: {failures: 3, window: 10m, cooldown: 10m}
+    steps:
+      - action: supervisor.restart
+        with: {program: "{{ labels.program }}"}
+    verify:
+      http: {url: "http://{{ labels.instance }}/healthz", within: 8s, every: 0.25s, stable_for: 2s}
+    on_failure: escalate
+    params:
+      program: {pattern: '^web:web-[0-9]{1,2}$'}
+      instance: {pattern: '^127\\.0\\.0\\.1:[0-9]{2,5}$'}
+"""
+
+PHASE_LIMIT = 45.0
+
+
+@dataclass
+class Fault:
+    name: str
+    instance: str
+    injected_at: float = 0.0
+    incident_ids: list[int] = field(default_factory=list)
+
+
+@dataclass
+class DemoState:
+    narration: list[str] = field(default_factory=list)
+    faults: list[Fault] = field(default_factory=list)
+
+    def say(self, text: str) -> None:
+        self.narration.append(f"{time.strftime('%H:%M:%S')}  {text}")
+
+
+def _probes(harness: SupervisorHarness) -> list[Probe]:
+    out = []
+    for program, port in harness.instances.items():
+        name = program.split(":")[1]
+        out.append(
+            Probe(
+                name=name,
+                http=f"http://127.0.0.1:{port}/healthz",
+                every=0.5,
+                timeout=0.4,
+                failures=3,
+                successes=2,
+                labels={
+                    "alertname": "InstanceUnhealthy",
+                    "service": "web",
+                    "severity": "page",
+                    "instance": f"127.0.0.1:{port}",
+                    "program": program,
+                },
+            )
+        )
+    return out
+
+
+def _clock(value: datetime | None) -> str:
+    return value.strftime("%H:%M:%S") if value else "—"
+
+
+def _incident_table(rows: list[IncidentRow], actions: dict[int, str]) -> Table:
+    table = Table(title="incidents (live)", expand=False)
+    for col in ("#", "alert", "instance", "status", "detected", "mitigated", "resolved", "action"):
+        table.add_column(col)
+    style = {"resolved": "green", "mitigated": "cyan", "escalated": "red", "remediating": "yellow"}
+    for r in sorted(rows, key=lambda x: x.id):
+        table.add_row(
+            str(r.id),
+            r.alertname,
+            r.labels.get("instance", ""),
+            Text(r.status, style=style.get(r.status, "")),
+            _clock(r.starts_at),
+            _clock(r.mitigated_at),
+            _clock(r.resolved_at),
+            escape(actions.get(r.id, "")),
+        )
+    return table
+
+
+def _actions_for(conn: Any, incident_id: int) -> str:
+    parts = []
+    for run in runs_repo.for_incident(conn, incident_id):
+        steps = runs_repo.steps_of(conn, run.id)
+        did = "; ".join(f"{s.action} {s.status}" for s in steps) or "no step ran"
+        parts.append(f"{run.runbook}: {did} → {run.status}")
+    return " | ".join(parts) or "none (no runbook: escalated to a human)"
+
+
+def _snapshot(pm: Paramedic) -> tuple[list[IncidentRow], dict[int, str]]:
+    with pm.db.read() as conn:
+        rows = inc_repo.listing(conn, limit=50)
+        return rows, {r.id: _actions_for(conn, r.id) for r in rows}
+
+
+async def _wait(pred: Callable[[], Awaitable[bool]], limit: float = PHASE_LIMIT) -> bool:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if await pred():
+            return True
+        await asyncio.sleep(0.2)
+    return False
+
+
+async def _incidents_for(pm: Paramedic, instance: str, since: float) -> list[IncidentRow]:
+    rows, _ = await asyncio.to_thread(_snapshot, pm)
+    return [r for r in rows if r.labels.get("instance") == instance and r.first_seen_at.timestamp() >= since - 1]
+
+
+async def _scenario(pm: Paramedic, harness: SupervisorHarness, http: httpx.AsyncClient, st: DemoState) -> bool:
+    ports = list(harness.instances.items())
+    (_, p1), (prog2, p2) = ports[0], ports[1]
+    ok = True
+
+    # 1. a hung instance: alive, but it stops answering
+    hung = Fault("hung instance", f"127.0.0.1:{p1}", time.time())
+    st.faults.append(hung)
+    st.say(f"fault 1: hanging web-1 (127.0.0.1:{p1}): the process stays up but stops answering")
+    with contextlib.suppress(httpx.HTTPError):
+        await http.post(f"http://127.0.0.1:{p1}/fault/hang", timeout=1)
+
+    async def hung_resolved() -> bool:
+        rows = await _incidents_for(pm, hung.instance, hung.injected_at)
+        hung.incident_ids = [r.id for r in rows]
+        return any(r.status == "resolved" for r in rows)
+
+    if await _wait(hung_resolved):
+        st.say("web-1 was restarted by runbook restart-unhealthy-instance, verified healthy, and its alert resolved")
+    else:
+        ok = False
+        st.say("[red]web-1 did not recover in time[/]")
+
+    # 2. a crash loop: a restart does not fix it, so paramedic escalates, and a human fixes it
+    loop = Fault("crash loop", f"127.0.0.1:{p2}", time.time())
+    st.faults.append(loop)
+    st.say(f"fault 2: crash-looping web-2 (127.0.0.1:{p2}): it exits 0.3 s after every start")
+    with contextlib.suppress(httpx.HTTPError):
+        await http.post(f"http://127.0.0.1:{p2}/fault/crashloop", timeout=1)
+
+    async def loop_escalated() -> bool:
+        rows = await _incidents_for(pm, loop.instance, loop.injected_at)
+        loop.incident_ids = [r.id for r in rows]
+        return any(r.status == "escalated" for r in rows)
+
+    if await _wait(loop_escalated):
+        st.say("the restart did not hold (verification failed): paramedic escalated to the on-call engineer")
+    else:
+        ok = False
+        st.say("[red]the crash loop was not escalated in time[/]")
+    await asyncio.sleep(1.5)
+    st.say("the on-call engineer removes the bad config and starts web-2 again (a human fix)")
+    for marker in harness.fault_dir.glob("*.crashloop"):
+        marker.unlink()
+
+    def start_again() -> None:
+        with contextlib.suppress(Exception), harness.rpc() as rpc:
+            rpc.supervisor.startProcess(prog2, True)
+
+    await asyncio.to_thread(start_again)
+
+    async def loop_resolved() -> bool:
+        rows = await _incidents_for(pm, loop.instance, loop.injected_at)
+        loop.incident_ids = [r.id for r in rows]
+        return bool(rows) and all(r.status == "resolved" for r in rows)
+
+    if not await _wait(loop_resolved):
+        ok = False
+        st.say("[red]web-2 did not come back in time[/]")
+
+    # 3. an alert no runbook knows: no automation, a human is told
+    unknown = Fault("unknown alert", "db-1:5432", time.time())
+    st.faults.append(unknown)
+    st.say("fault 3: an alert no runbook knows (DiskFillingUp on db-1): paramedic must not guess")
+    body = {
+        "name": "DiskFillingUp",
+        "labels": {"service": "db", "instance": "db-1:5432", "severity": "warning"},
+        "fingerprint": "demo-disk",
+    }
+    r = await http.post(f"http://{pm.config.listen}/api/v1/alerts", json=body)
+    unknown.incident_ids = [int(r.json()["alerts"][0]["incident_id"])]
+    await asyncio.sleep(2.0)
+    st.say("a human cleans up the disk; the alert resolves")
+
+    async def unknown_row() -> IncidentRow | None:
+        with pm.db.read() as conn:
+            return inc_repo.get(conn, unknown.incident_ids[0])
+
+    row = await unknown_row()
+    started = row.starts_at.isoformat() if row else None
+    await http.post(
+        f"http://{pm.config.listen}/api/v1/alerts",
+        json={**body, "status": "resolved", **({"starts_at": started} if started else {})},
+    )
+    await asyncio.sleep(0.5)
+    return ok
+
+
+def _mttr_table(pm: Paramedic, faults: list[Fault]) -> Table:
+    table = Table(title="MTTR", show_lines=True)
+    for col in ("fault", "detected at", "mitigated at", "resolved at", "MTTR", "action taken", "handled by"):
+        table.add_column(col)
+    with pm.db.read() as conn:
+        for f in faults:
+            for iid in f.incident_ids:
+                row = inc_repo.get(conn, iid)
+                if row is None:
+                    continue
+                mttr = format_duration(row.resolved_at - row.starts_at) if row.resolved_at else "open"
+                table.add_row(
+                    f.name,
+                    _clock(row.starts_at),
+                    _clock(row.mitigated_at),
+                    _clock(row.resolved_at),
+                    mttr,
+                    escape(_actions_for(conn, iid)),
+                    row.handled_by or "human",
+                )
+    return table
+
+
+async def _demo(console: Console, *, ui: bool, port: int, work: Path) -> int:
+    st = DemoState()
+    harness = SupervisorHarness(work / "supervisor", numprocs=3)
+    console.print("[bold]paramedic demo[/]: starting 3 sample instances under supervisord …")
+    await asyncio.to_thread(harness.start)
+    server_task: asyncio.Task[None] | None = None
+    server: uvicorn.Server | None = None
+    try:
+        rb_dir = work / "runbooks"
+        rb_dir.mkdir(parents=True, exist_ok=True)
+        (rb_dir / "demo.yaml").write_text(RUNBOOKS)
+        config = Config(
+            listen=f"127.0.0.1:{port}",
+            database=f"sqlite:///{work / 'paramedic.db'}",
+            runbooks=[str(rb_dir)],
+            probes=_probes(harness),
+            executors={"supervisor": harness.executor_config()},
+            workers=2,
+            log_format="text",
+        )
+        pm = Paramedic.from_config(config)
+        server = uvicorn.Server(
+            uvicorn.Config(
+                create_app(pm), host="127.0.0.1", port=port, log_level="error", access_log=False, lifespan="on"
+            )
+        )
+        server_task = asyncio.create_task(server.serve())
+        if not await _wait(lambda: _true(server.started), 15):
+            console.print(f"[red]paramedic could not listen on 127.0.0.1:{port}; try --port[/]")
+            return 1
+        console.print(
+            f"paramedic is up at http://127.0.0.1:{port} (API docs at /docs) with "
+            f"{len(config.probes)} probes; instances: "
+            + ", ".join(f"{k.split(':')[1]}=127.0.0.1:{v}" for k, v in harness.instances.items())
+        )
+        await asyncio.sleep(1.5)  # let the probes see every instance healthy first
+
+        async with httpx.AsyncClient() as http:
+            scenario = asyncio.create_task(_scenario(pm, harness, http, st))
+            with Live(console=console, refresh_per_second=4, transient=False) as live:
+                while not scenario.done():
+                    rows, actions = await asyncio.to_thread(_snapshot, pm)
+                    narration = Text.from_markup("\n".join(st.narration[-8:]))
+                    live.update(Group(narration, _incident_table(rows, actions)))
+                    await asyncio.sleep(0.25)
+                rows, actions = await asyncio.to_thread(_snapshot, pm)
+                live.update(Group(Text.from_markup("\n".join(st.narration[-8:])), _incident_table(rows, actions)))
+            ok = scenario.result()
+        console.print(_mttr_table(pm, st.faults))
+        console.print(
+            "Automated: the hung instance (no human woke up). Human-handled: the crash loop and the "
+            "unknown alert, each escalated with its evidence instead of guessed at."
+        )
+        if ui:
+            console.print(f"[bold]web UI: http://127.0.0.1:{port}/[/] — Ctrl-C to stop")
+            await asyncio.Event().wait()
+        return 0 if ok else 1
+    finally:
+        if server is not None:
+            server.should_exit = True
+        if server_task is not None:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(server_task, 10)
+        await asyncio.to_thread(harness.stop)
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+def run_demo(*, console: Console, ui: bool, port: int, workdir: Path | None) -> int:
+    temp = workdir is None
+    work = Path(tempfile.mkdtemp(prefix="paramedic-demo-")) if workdir is None else workdir
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        return asyncio.run(_demo(console, ui=ui, port=port, work=work))
+    except KeyboardInterrupt:
+        console.print("interrupted: everything the demo started has been stopped")
+        return 130
+    finally:
+        if temp:
+            shutil.rmtree(work, ignore_errors=True)
