@@ -32,8 +32,43 @@ def _supervisor(cfg: Mapping[str, Any]) -> Sequence[Executor]:
     return [SupervisorExecutor.from_config(cfg)]
 
 
+def _haproxy(cfg: Mapping[str, Any]) -> Sequence[Executor]:
+    from paramedic.actions.haproxy import HaproxyExecutor
+
+    return [HaproxyExecutor.from_config(cfg)]
+
+
+def _release(cfg: Mapping[str, Any]) -> Sequence[Executor]:
+    from paramedic.actions.release import ReleaseExecutor
+
+    return [ReleaseExecutor.from_config(cfg)]
+
+
+def _kubernetes(cfg: Mapping[str, Any]) -> Sequence[Executor]:
+    from paramedic.actions.kubernetes import KubernetesExecutor
+
+    return [KubernetesExecutor.from_config(cfg)]
+
+
+def _systemd(cfg: Mapping[str, Any]) -> Sequence[Executor]:
+    from paramedic.actions.systemd import SystemdExecutor
+
+    return [SystemdExecutor.from_config(cfg)]
+
+
+def _process(cfg: Mapping[str, Any]) -> Sequence[Executor]:
+    from paramedic.actions.process import ProcessExecutor
+
+    return [ProcessExecutor.from_config(cfg)]
+
+
 FACTORIES: dict[str, Factory] = {
     "shell": _shell,
     "http": _http,
     "supervisor": _supervisor,
+    "haproxy": _haproxy,
+    "release": _release,
+    "kubernetes": _kubernetes,
+    "systemd": _systemd,
+    "process": _process,
 }
