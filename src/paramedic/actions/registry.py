@@ -36,7 +36,7 @@ def _coerce(spec: ParamSpec, value: Any) -> Any:
             f"argument {spec.name!r} must be {spec.type}, got {type(value).__name__}",
             reason="bad_arguments",
         )
-    if spec.type == "list[str]" and not all(isinstance(v, str) for v in list(value)):
+    if spec.type == "list[str]" and isinstance(value, list) and not all(isinstance(v, str) for v in value):
         raise PermanentError(f"argument {spec.name!r} must be a list of strings", reason="bad_arguments")
     return value
 

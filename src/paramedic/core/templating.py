@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import jinja2
@@ -28,6 +29,12 @@ MAX_RENDERED = 4096
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 _ENV = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
+
+
+@lru_cache(maxsize=4096)
+def _compiled(template: str) -> jinja2.Template:
+    """Parse and compile a template once: compiling costs ~0.5 ms, rendering a few µs."""
+    return _ENV.from_string(template)
 
 
 def _preview(value: str) -> str:
@@ -113,7 +120,7 @@ class Renderer:
         if "{{" not in template and "{%" not in template:
             return template
         try:
-            out = _ENV.from_string(template).render(self._ctx)
+            out = _compiled(template).render(self._ctx)
         except TemplateError:
             raise
         except jinja2.UndefinedError as exc:

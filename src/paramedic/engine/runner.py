@@ -76,18 +76,18 @@ class Runner:
         while True:
             await asyncio.sleep(every)
             try:
-                ok = await self._db(
-                    runs_repo.heartbeat,
-                    self.run.id,
-                    owner=self.ctx.owner,
-                    now=self.ctx.clock(),
-                    lease=self.ctx.lease,
-                )
+                ok = await asyncio.to_thread(self._beat)
             except StoreUnavailable:
                 continue
             if not ok:
                 self.lost = True
                 return
+
+    def _beat(self) -> bool:
+        with self.ctx.db.write(serial=False) as conn:  # touches only this run's row: no audit
+            return runs_repo.heartbeat(
+                conn, self.run.id, owner=self.ctx.owner, now=self.ctx.clock(), lease=self.ctx.lease
+            )
 
     async def execute(self) -> None:
         beat = asyncio.create_task(self._heartbeat())

@@ -12,6 +12,7 @@ import logging
 import os
 import socket
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -65,7 +66,8 @@ class Paramedic:
     runbooks: rb_loader.RunbookSet
     clock: Clock = utcnow
     owner: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}")
-    _wake: asyncio.Event = field(default_factory=asyncio.Event)
+    _work: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(0))
+    _tokens: int = 0
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _http: httpx.AsyncClient | None = None
     notifier: Notifier | None = None
@@ -201,13 +203,18 @@ class Paramedic:
         results = await self.write(self._record, alerts, seeds)
         for a, r in zip(alerts, results, strict=True):
             METRICS.alerts.labels(source=a.source, delivery=r.delivery).inc()
-        if any(r.runs for r in results):
-            self._wake.set()
+        self._signal(sum(len(r.runs) for r in results))
         if self.notifier is not None and any(r.incident_id for r in results):
             self.notifier.kick()
         return results
 
     # ---- workers ------------------------------------------------------------------------------
+    def _signal(self, runs: int) -> None:
+        """Wake one idle worker per new run (not all of them: each wake costs a write transaction)."""
+        for _ in range(min(runs, self.config.workers - self._tokens)):
+            self._tokens += 1
+            self._work.release()
+
     async def _worker(self, n: int) -> None:
         ctx = RunContext(
             db=self.db,
@@ -220,9 +227,8 @@ class Paramedic:
             policy=self.policy,
             on_finished=self._on_finished,
         )
-        poll = 0.5
+        poll = 1.0  # also how soon an expired lease (a crashed worker's run) is taken over
         while True:
-            self._wake.clear()
             try:
                 run = await self.write(runs_repo.claim, owner=ctx.owner, now=self.clock(), lease=ctx.lease)
             except StoreUnavailable as exc:
@@ -231,7 +237,8 @@ class Paramedic:
                 continue
             if run is None:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), poll)
+                    await asyncio.wait_for(self._work.acquire(), poll)
+                    self._tokens = max(0, self._tokens - 1)
                 continue
             try:
                 await Runner(ctx, run).execute()
@@ -294,7 +301,13 @@ class Paramedic:
 
     # ---- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> None:
-        self._wake = asyncio.Event()
+        self._work = asyncio.Semaphore(0)
+        self._tokens = 0
+        # Every database call runs in a thread; the default pool (cores + 4) is far too small for
+        # concurrent webhooks plus workers.
+        asyncio.get_running_loop().set_default_executor(
+            ThreadPoolExecutor(max_workers=64, thread_name_prefix="paramedic-db")
+        )
         self.notifier = Notifier(self.db, self.clock)
         self._tasks.append(asyncio.create_task(self.notifier.run()))
         for n in range(self.config.workers):
@@ -397,7 +410,7 @@ class Paramedic:
             return row
 
         row = await self.write(tx)
-        self._wake.set()
+        self._signal(1)
         return row
 
 

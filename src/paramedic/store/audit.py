@@ -8,6 +8,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from paramedic.core.audit import GENESIS, StoredEntry, canonical, chain_hash, redact
 from paramedic.store.tables import audit, audit_head
@@ -29,12 +31,10 @@ def append(
         head_q = head_q.with_for_update()
     head = conn.execute(head_q).first()
     if head is None:
-        conn.execute(audit_head.insert().values(id=1, seq=0, hash=GENESIS))
-        prev_seq, prev_hash = 0, GENESIS
-        if conn.dialect.name == "postgresql":  # lock the row we just made
-            conn.execute(head_q)
-    else:
-        prev_seq, prev_hash = int(head.seq), str(head.hash)
+        ins = (pg_insert if conn.dialect.name == "postgresql" else sqlite_insert)(audit_head)
+        conn.execute(ins.values(id=1, seq=0, hash=GENESIS).on_conflict_do_nothing())
+        head = conn.execute(head_q).one()
+    prev_seq, prev_hash = int(head.seq), str(head.hash)
     seq = prev_seq + 1
     clean = json.loads(json.dumps(redact(dict(data or {})), default=str))
     body = canonical(seq=seq, at=at, kind=kind, actor=actor, incident_id=incident_id, run_id=run_id, data=clean)

@@ -7,18 +7,21 @@ Connection failures surface as ``StoreUnavailable`` so the API can answer 503.
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import NullPool, StaticPool
 
 from paramedic.core.errors import ConfigError, StoreUnavailable
 
 T = TypeVar("T")
+WRITE_LOCK = 0x70A2A3EE  # the advisory lock that orders paramedic's audited writes on PostgreSQL
 
 
 def make_engine(url: str, *, pool_size: int = 10) -> Engine:
@@ -77,11 +80,21 @@ class Database:
         self.engine = engine
         self.is_sqlite = engine.dialect.name == "sqlite"
         self.is_postgres = engine.dialect.name == "postgresql"
+        # SQLite admits one writer at a time. Threads of this process queue on a lock instead of
+        # in SQLite's busy handler, which sleeps and polls (up to 100 ms a turn) and so adds
+        # tens to thousands of milliseconds under load; other processes still meet busy_timeout.
+        self._write_lock = threading.RLock() if self.is_sqlite else contextlib.nullcontext()
 
     @contextmanager
-    def write(self) -> Iterator[Connection]:
+    def write(self, *, serial: bool = True) -> Iterator[Connection]:
+        """A write transaction. On PostgreSQL a ``serial`` one first takes a transaction-level
+        advisory lock, so every transaction that may append to the audit chain (which is one
+        sequence) takes its locks in the same order: no deadlock between row locks and the
+        chain's head. Pass ``serial=False`` only for writes that never touch the audit trail."""
         try:
-            with self.engine.begin() as conn:
+            with self._write_lock, self.engine.begin() as conn:
+                if serial and self.is_postgres:
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": WRITE_LOCK})
                 yield conn
         except OperationalError as exc:
             raise StoreUnavailable(f"the database is unavailable: {_short(exc)}") from exc
