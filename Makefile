@@ -23,8 +23,8 @@ unit: $(STAMP)
 check: lint types imports
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests bench
-	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/ruff check src tests $(wildcard bench)
+	$(VENV)/bin/ruff format --check src tests $(wildcard bench)
 
 types: $(STAMP)
 	$(VENV)/bin/mypy
