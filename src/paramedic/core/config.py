@@ -72,6 +72,7 @@ class Config(_Strict):
     sinks: list[dict[str, Any]] = Field(default_factory=list)
     executors: dict[str, dict[str, Any]] = Field(default_factory=dict)
     enrich_defaults: list[dict[str, Any]] = Field(default_factory=list)
+    prometheus_url: str = ""  # default for verify.prometheus and metric evidence
     workers: int = Field(default=4, ge=1, le=64)
     lease: Duration = timedelta(seconds=30)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)

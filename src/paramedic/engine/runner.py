@@ -25,7 +25,8 @@ from paramedic.core.plan import Plan, PlannedStep
 from paramedic.core.runbooks import OnFailure, Runbook
 from paramedic.engine import guard
 from paramedic.engine.clock import Clock
-from paramedic.engine.verify import VerifyResult, verify
+from paramedic.engine.verify import VerifyResult, baseline_query, prometheus_value, verify
+from paramedic.store import audit
 from paramedic.store import incidents as inc_repo
 from paramedic.store import runs as runs_repo
 from paramedic.store.db import Database
@@ -48,6 +49,7 @@ class RunContext:
     http: httpx.AsyncClient
     runbook_of: Callable[[str], Runbook | None]
     policy: guard.Policy = field(default_factory=guard.Policy)
+    prometheus_url: str = ""
     on_finished: Callable[[RunRow, bool, str], Awaitable[None]] | None = None
 
 
@@ -63,6 +65,7 @@ class Runner:
         self.lost = False
         self.runbook = ctx.runbook_of(run.runbook)
         self.acted_at: datetime | None = None
+        self.baseline: float | None = None
 
     async def _db(self, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
         def call() -> T:
@@ -147,6 +150,8 @@ class Runner:
         elif row is not None and row.status in ("succeeded", "failed", "skipped"):
             start += 1
         ladder = self.plan.on_failure is OnFailure.NEXT and self.plan.verify is not None
+        if start == 0:
+            await self._measure_baseline()
         for step in self.plan.steps[start:]:
             ok = await self._step(step)
             if ok is None:
@@ -197,7 +202,34 @@ class Runner:
 
             return await asyncio.to_thread(q)
 
-        return await verify(self.plan.verify, client=self.ctx.http, incident_resolved=resolved, within_cap=cap)
+        return await verify(
+            self.plan.verify,
+            client=self.ctx.http,
+            incident_resolved=resolved,
+            within_cap=cap,
+            prometheus_url=self.ctx.prometheus_url,
+            baseline=self.baseline,
+        )
+
+    async def _measure_baseline(self) -> None:
+        """Before the first action: the value a 'not worse' verification compares against."""
+        query = baseline_query(self.plan.verify)
+        if query is None or self.baseline is not None:
+            return
+        url = str(self.plan.verify["prometheus"].get("url") or self.ctx.prometheus_url) if self.plan.verify else ""
+        try:
+            self.baseline = await prometheus_value(self.ctx.http, url, query) or 0.0
+        except (httpx.HTTPError, ValueError, KeyError) as exc:
+            log.warning("run %s: no baseline for %r: %s", self.run.id, query, exc)
+            return
+        await self._db(
+            audit.append,
+            at=self.ctx.clock(),
+            kind="verify.baseline",
+            incident_id=self.run.incident_id,
+            run_id=self.run.id,
+            data={"query": query, "value": self.baseline},
+        )
 
     async def _step(self, step: PlannedStep) -> bool | None:
         """Run one step. True: succeeded; False: failed; None: refused (run finished)."""

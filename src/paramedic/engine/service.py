@@ -225,6 +225,7 @@ class Paramedic:
             http=self.http,
             runbook_of=self.runbooks.get,
             policy=self.policy,
+            prometheus_url=self.config.prometheus_url,
             on_finished=self._on_finished,
         )
         poll = 1.0  # also how soon an expired lease (a crashed worker's run) is taken over

@@ -34,12 +34,39 @@ async def _poll(check: Callable[[], Awaitable[tuple[bool, str]]], *, within: flo
         await asyncio.sleep(every)
 
 
+async def prometheus_value(client: httpx.AsyncClient, url: str, query: str) -> float | None:
+    """The value of an instant query: the sum of a vector, a scalar, or None when the result is
+    empty (a PromQL comparison that is false). Raises ``httpx.HTTPError`` or ``ValueError``."""
+    r = await client.get(f"{url.rstrip('/')}/api/v1/query", params={"query": query}, timeout=5.0)
+    r.raise_for_status()
+    data = r.json()
+    if data.get("status") != "success":
+        raise ValueError(f"Prometheus answered {data.get('errorType')}: {data.get('error')}")
+    result = data["data"]
+    if result["resultType"] in ("scalar", "string"):
+        return float(result["result"][1])
+    samples = result["result"]
+    if not samples:
+        return None
+    return sum(float(s["value"][1]) for s in samples)
+
+
+def baseline_query(spec: Mapping[str, Any] | None) -> str | None:
+    """The query whose value must not get worse, if the plan's verification compares one."""
+    if not spec or "prometheus" not in spec:
+        return None
+    p = spec["prometheus"]
+    return str(p["query"]) if p.get("compare") == "not_worse" else None
+
+
 async def verify(
     spec: Mapping[str, Any],
     *,
     client: httpx.AsyncClient,
     incident_resolved: Callable[[], Awaitable[bool]],
     within_cap: float | None = None,
+    prometheus_url: str = "",
+    baseline: float | None = None,
 ) -> VerifyResult:
     """Run the plan's verification. ``within_cap`` shortens it (a quick check on resume)."""
     v = Verify.model_validate(spec)
@@ -86,4 +113,76 @@ async def verify(
             return (True, "the alert resolved") if await incident_resolved() else (False, "the alert is still firing")
 
         return await _poll(resolved, within=within(v.alert_resolved.within.total_seconds()), every=0.5)
+    if v.prometheus is not None:
+        return await _verify_prometheus(
+            v,
+            client=client,
+            default_url=prometheus_url,
+            baseline=baseline,
+            within=within(v.prometheus.within.total_seconds()),
+        )
+    if v.prometheus is not None:
+        return await _verify_prometheus(
+            v,
+            client=client,
+            default_url=prometheus_url,
+            baseline=baseline,
+            within=within(v.prometheus.within.total_seconds()),
+        )
     return VerifyResult(False, f"verification kind {v.kind!r} is not available in this build")
+
+
+async def _verify_prometheus(
+    v: Verify, *, client: httpx.AsyncClient, default_url: str, baseline: float | None, within: float
+) -> VerifyResult:
+    p = v.prometheus
+    assert p is not None
+    url = p.url or default_url
+    if not url:
+        return VerifyResult(False, "no Prometheus to ask: set verify.prometheus.url or prometheus_url in the config")
+    if p.compare == "not_worse" and baseline is not None:
+        return await _watch_not_worse(
+            p.query,
+            client=client,
+            url=url,
+            baseline=baseline,
+            factor=p.worse_factor,
+            within=within,
+            every=p.every.total_seconds(),
+        )
+
+    async def check() -> tuple[bool, str]:
+        try:
+            value = await prometheus_value(client, url, p.query)
+        except (httpx.HTTPError, ValueError, KeyError) as exc:
+            return False, f"Prometheus query failed: {exc}"
+        return value is not None, f"{p.query} holds ({value:g})" if value is not None else f"{p.query} does not hold"
+
+    return await _poll(check, within=within, every=p.every.total_seconds())
+
+
+async def _watch_not_worse(
+    query: str, *, client: httpx.AsyncClient, url: str, baseline: float, factor: float, within: float, every: float
+) -> VerifyResult:
+    """Watch the metric for the whole window (a rate needs time to show the action's effect):
+    fail as soon as it exceeds ``factor`` times its value before the action, pass at the end."""
+    deadline = time.monotonic() + within
+    last: float | None = None
+    while True:
+        try:
+            last = await prometheus_value(client, url, query) or 0.0
+        except (httpx.HTTPError, ValueError, KeyError) as exc:
+            return VerifyResult(False, f"Prometheus query failed: {exc}")
+        if last > baseline * factor and last > baseline:
+            return VerifyResult(
+                False,
+                f"worse after the action: {query} went from {baseline:g} to {last:g} (more than {factor:g}x)",
+                worse=True,
+            )
+        if time.monotonic() + every > deadline:
+            return VerifyResult(
+                True,
+                f"{query} stayed at or under {factor:g}x its value before the action "
+                f"({baseline:g} → {last:g}) for {within:g}s",
+            )
+        await asyncio.sleep(every)
