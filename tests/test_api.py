@@ -39,7 +39,8 @@ def test_malformed_body_is_422_naming_the_field_and_stores_nothing(make_server: 
         assert r.json()["field"] == "alerts[1].startsAt"
         assert incidents(c) == []  # the valid first alert of the same body was not half-written
         r = c.post("/api/v1/alerts", content=b"{not json")
-        assert r.status_code == 422 and r.json()["field"] == "body"
+        assert r.status_code == 422
+        assert r.json()["field"] == "body"
 
 
 def test_body_over_one_mebibyte_is_413(make_server: Callable[..., Server]) -> None:
@@ -73,7 +74,8 @@ def test_auth_roles_and_webhook_bearer(make_server: Callable[..., Server]) -> No
         admin = {"Authorization": "Bearer admin-token"}
         assert c.post("/api/v1/automation/pause", headers=admin).status_code == 200
         assert c.get("/api/v1/automation", headers=admin).json() == {"paused": True}
-        assert c.get("/healthz").status_code == 200 and c.get("/readyz").status_code == 200
+        assert c.get("/healthz").status_code == 200
+        assert c.get("/readyz").status_code == 200
 
 
 def test_openapi_and_metrics(make_server: Callable[..., Server]) -> None:

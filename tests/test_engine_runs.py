@@ -63,8 +63,11 @@ def test_auto_run_executes_verifies_and_mitigates(make_server: Callable[..., Ser
         data = incident(c, i)
     assert marker.exists()
     run = data["runs"][0]
-    assert run["status"] == "succeeded" and run["steps"][0]["status"] == "succeeded"
-    assert data["acknowledged_at"] and data["mitigated_at"] and data["handled_by"] == "automation"
+    assert run["status"] == "succeeded"
+    assert run["steps"][0]["status"] == "succeeded"
+    assert data["acknowledged_at"]
+    assert data["mitigated_at"]
+    assert data["handled_by"] == "automation"
     kinds = [t["kind"] for t in data["timeline"]]
     assert kinds == ["incident.opened", "run.created", "step.started", "step.succeeded", "run.succeeded"]
 
@@ -75,7 +78,8 @@ def test_failed_verification_escalates(make_server: Callable[..., Server], tmp_p
         i = fire(c)
         srv.wait(settled(i, "escalated"))
         run = incident(c, i)["runs"][0]
-    assert run["status"] == "failed" and "verification failed" in run["reason"]
+    assert run["status"] == "failed"
+    assert "verification failed" in run["reason"]
 
 
 def test_on_failure_next_is_a_ladder(make_server: Callable[..., Server], tmp_path: Path) -> None:
@@ -125,7 +129,8 @@ def test_deny_needs_a_reason_and_escalates(make_server: Callable[..., Server], t
         assert c.post(f"/api/v1/incidents/{i}/deny", json={"reason": " "}).status_code == 422
         assert c.post(f"/api/v1/incidents/{i}/deny", json={"reason": "maintenance"}).status_code == 200
         data = incident(c, i)
-    assert data["runs"][0]["status"] == "denied" and data["status"] == "escalated"
+    assert data["runs"][0]["status"] == "denied"
+    assert data["status"] == "escalated"
     assert not (tmp_path / "x").exists()
 
 
@@ -135,7 +140,8 @@ def test_observe_mode_records_the_plan_and_runs_nothing(make_server: Callable[..
     with srv.client() as c:
         i = fire(c)
         run = incident(c, i)["runs"][0]
-    assert run["status"] == "observed" and run["plan"]["steps"][0]["args"]["argv"][1] == str(marker)
+    assert run["status"] == "observed"
+    assert run["plan"]["steps"][0]["args"]["argv"][1] == str(marker)
     assert not marker.exists()
 
 
@@ -148,7 +154,8 @@ def test_hostile_label_stops_the_run_with_an_audit_reason(make_server: Callable[
     with srv.client() as c:
         i = fire(c, instance="$(touch /tmp/pwned)")
         data = incident(c, i)
-    assert data["status"] == "escalated" and data["runs"] == []
+    assert data["status"] == "escalated"
+    assert data["runs"] == []
     refused = [t for t in data["timeline"] if t["kind"] == "plan.refused"]
     assert "does not match pattern" in refused[0]["data"]["reason"]
     assert list(tmp_path.glob("$(*")) == []
@@ -162,5 +169,6 @@ def test_pause_stops_actions(make_server: Callable[..., Server], tmp_path: Path)
         i = fire(c)
         srv.wait(settled(i, "escalated"))
         run = incident(c, i)["runs"][0]
-    assert run["status"] == "refused" and run["reason"].startswith("paused")
+    assert run["status"] == "refused"
+    assert run["reason"].startswith("paused")
     assert not marker.exists()

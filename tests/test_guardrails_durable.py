@@ -81,8 +81,10 @@ def test_open_breaker_survives_a_restart_and_demotes(tmp_path: Path, make_server
     with Server(Paramedic.from_config(Config(database=db_url, runbooks=rb_dirs))) as again, again.client() as c:
         j = fire(c, 2)
         run = c.get(f"/api/v1/incidents/{j}").json()["runs"][0]
-        assert run["mode"] == "approve" and run["status"] == "awaiting_approval"
+        assert run["mode"] == "approve"
+        assert run["status"] == "awaiting_approval"
         c.post(f"/api/v1/incidents/{j}/approve", json={"reason": "try once more"})
         again.wait(lambda c: status(c, j) == "escalated")
         run = c.get(f"/api/v1/incidents/{j}").json()["runs"][0]
-    assert run["status"] == "refused" and run["reason"].startswith("circuit_open")
+    assert run["status"] == "refused"
+    assert run["reason"].startswith("circuit_open")

@@ -24,9 +24,11 @@ def test_real_firing_payload() -> None:
     alerts = alertmanager.parse(load("alertmanager-0.25-firing.json"))
     assert [a.fingerprint for a in alerts] == ["d8233058e3850176", "db2bd1dadbee4c1d"]
     a = alerts[0]
-    assert a.status is AlertStatus.FIRING and a.ends_at is None
+    assert a.status is AlertStatus.FIRING
+    assert a.ends_at is None
     assert a.starts_at == datetime(2026, 11, 23, 19, 6, 20, 632000, tzinfo=UTC)
-    assert a.labels["instance"] == "127.0.0.1:18081" and a.service == "web"
+    assert a.labels["instance"] == "127.0.0.1:18081"
+    assert a.service == "web"
     assert a.group_key == '{}:{alertname="InstanceDown", service="web"}'
 
 
@@ -57,12 +59,14 @@ def test_malformed_alertmanager_payload_names_the_field(mutate: object, field: s
 
 def test_generic_single_and_list() -> None:
     one = generic.parse({"name": "DiskFull", "labels": {"host": "a"}}, now=NOW)
-    assert one[0].starts_at == NOW and one[0].labels["alertname"] == "DiskFull"
+    assert one[0].starts_at == NOW
+    assert one[0].labels["alertname"] == "DiskFull"
     many = generic.parse(
         [{"name": "A", "fingerprint": "fp1", "status": "resolved", "starts_at": "2026-11-23T19:00:00Z"}, {"name": "B"}],
         now=NOW,
     )
-    assert many[0].fingerprint == "fp1" and many[0].status is AlertStatus.RESOLVED
+    assert many[0].fingerprint == "fp1"
+    assert many[0].status is AlertStatus.RESOLVED
 
 
 def test_generic_fingerprint_is_stable_and_label_order_free() -> None:

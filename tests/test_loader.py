@@ -39,7 +39,8 @@ def test_unknown_key_has_position_and_suggestion() -> None:
     assert len(problems) == 1
     p = problems[0]
     assert (p.line, p.col) == (7, 5)
-    assert "guardrail" in p.message and "guardrails" in p.hint
+    assert "guardrail" in p.message
+    assert "guardrails" in p.hint
 
 
 def test_bad_duration_and_missing_owner() -> None:
@@ -52,7 +53,9 @@ def test_bad_duration_and_missing_owner() -> None:
 
 def test_yaml_syntax_error_position() -> None:
     _, problems = parse_runbooks("apiVersion: paramedic/v1\nrunbooks:\n  - name: [oops\n", "bad.yaml")
-    assert problems and problems[0].file == "bad.yaml" and problems[0].line >= 3
+    assert problems
+    assert problems[0].file == "bad.yaml"
+    assert problems[0].line >= 3
 
 
 def test_unknown_action_suggests_the_right_name() -> None:

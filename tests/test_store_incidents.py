@@ -69,9 +69,11 @@ def count(db: Database, table: object) -> int:
 def test_repeated_delivery_updates_one_incident(db: Database) -> None:
     first = deliver(db, alert(), seeds=seeds_for(alert()))
     again = [deliver(db, alert(), seeds=seeds_for(alert())) for _ in range(3)]
-    assert first.delivery is Delivery.CREATED and len(first.runs) == 1
+    assert first.delivery is Delivery.CREATED
+    assert len(first.runs) == 1
     assert {r.delivery for r in again} == {Delivery.UPDATED}
-    assert count(db, incidents) == 1 and count(db, runs) == 1
+    assert count(db, incidents) == 1
+    assert count(db, runs) == 1
     with db.read() as conn:
         assert inc.get(conn, first.incident_id or 0).deliveries == 4  # type: ignore[union-attr]
 
@@ -95,7 +97,8 @@ def test_concurrent_deliveries_create_one_incident_and_one_run(db: Database) -> 
         t.join()
     assert errors == []
     assert sorted(r.delivery for r in results).count(Delivery.CREATED) == 1
-    assert count(db, incidents) == 1 and count(db, runs) == 1
+    assert count(db, incidents) == 1
+    assert count(db, runs) == 1
 
 
 def test_resolution_resolves_and_cancels_pending_approval(db: Database) -> None:
@@ -105,8 +108,11 @@ def test_resolution_resolves_and_cancels_pending_approval(db: Database) -> None:
     with db.read() as conn:
         row = inc.get(conn, created.incident_id or 0)
         run_status = conn.execute(select(runs.c.status, runs.c.reason)).one()
-    assert row is not None and row.status == "resolved" and row.resolved_at == T0 + timedelta(minutes=1)
-    assert run_status.status == "cancelled" and "resolved" in run_status.reason
+    assert row is not None
+    assert row.status == "resolved"
+    assert row.resolved_at == T0 + timedelta(minutes=1)
+    assert run_status.status == "cancelled"
+    assert "resolved" in run_status.reason
 
 
 def test_out_of_order_late_firing_after_resolution_is_ignored(db: Database) -> None:
@@ -140,5 +146,6 @@ def test_unmatched_alert_escalates_with_a_notification(db: Database) -> None:
     with db.read() as conn:
         row = inc.get(conn, r.incident_id or 0)
         events = [x.event for x in conn.execute(select(outbox.c.event))]
-    assert row is not None and row.status == "escalated"
+    assert row is not None
+    assert row.status == "escalated"
     assert events == ["escalated"]

@@ -3,6 +3,7 @@ after the action. Runs against a real Prometheus scraping a real sample service.
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import threading
@@ -42,10 +43,8 @@ def service(tmp_path: Path) -> Iterator[str]:
     def traffic() -> None:  # steady requests, so the error rate means something
         with httpx.Client(timeout=1) as c:
             while not stop.is_set():
-                try:
+                with contextlib.suppress(httpx.HTTPError):
                     c.get(f"{url}/")
-                except httpx.HTTPError:
-                    pass
                 stop.wait(0.02)
 
     t = threading.Thread(target=traffic, daemon=True)
@@ -94,7 +93,8 @@ def test_an_action_that_raises_the_error_rate_fails_and_opens_the_breaker(
     assert run["status"] == "failed"
     assert "worse after the action" in run["reason"]
     kinds = [t["kind"] for t in data["timeline"]]  # type: ignore[union-attr]
-    assert "verify.baseline" in kinds and "breaker.opened" in kinds
+    assert "verify.baseline" in kinds
+    assert "breaker.opened" in kinds
 
 
 def test_an_action_that_lowers_the_error_rate_passes(
