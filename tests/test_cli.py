@@ -50,7 +50,8 @@ def test_validate_ok_and_error_exit_codes(tmp_path: Path) -> None:
 def test_validate_missing_path_is_one_clear_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["validate", str(tmp_path / "nope")])
     assert result.exit_code == 1
-    assert "no such file or folder" in result.output and "Traceback" not in result.output
+    assert "no such file or folder" in result.output
+    assert "Traceback" not in result.output
 
 
 def test_dry_run_against_the_real_alertmanager_payload(tmp_path: Path) -> None:
@@ -61,7 +62,8 @@ def test_dry_run_against_the_real_alertmanager_payload(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     first = report["alerts"][0]["matches"][0]
-    assert first["runbook"] == "restart-web" and first["target"] == "127.0.0.1:18081"
+    assert first["runbook"] == "restart-web"
+    assert first["target"] == "127.0.0.1:18081"
     assert first["steps"][0]["would"] == "would send POST http://127.0.0.1:9/restart/127.0.0.1:18081 and expect 200"
     assert first["would_run"] is True
 
@@ -70,7 +72,9 @@ def test_dry_run_with_bad_payload_fails_cleanly(tmp_path: Path) -> None:
     payload = tmp_path / "p.json"
     payload.write_text('{"alerts": [], "version": "3"}')
     result = CliRunner().invoke(main, ["test", str(write(tmp_path, GOOD)), "--alert", str(payload)])
-    assert result.exit_code == 2 and "version" in result.output and "Traceback" not in result.output
+    assert result.exit_code == 2
+    assert "version" in result.output
+    assert "Traceback" not in result.output
 
 
 def test_actions_lists_the_first_executors() -> None:
@@ -91,4 +95,5 @@ def test_token_create_prints_token_and_its_hash() -> None:
 
 def test_remote_command_without_server_is_a_clear_error() -> None:
     result = CliRunner().invoke(main, ["incidents", "list", "--url", "http://127.0.0.1:9"])
-    assert result.exit_code == 2 and "paramedic serve" in result.output
+    assert result.exit_code == 2
+    assert "paramedic serve" in result.output
