@@ -169,7 +169,7 @@ def actions() -> None:
         table.add_column(col)
     for spec in build_registry({}).specs():
         params = ", ".join(f"{p.name}{'' if p.required else '?'}: {p.type}" for p in spec.params)
-        table.add_row(spec.name, "yes" if spec.idempotent else "no", params, spec.summary)
+        table.add_row(spec.name, "yes" if spec.idempotent else "no", escape(params), escape(spec.summary))
     out.print(table)
     out.print("A dry run (`paramedic test`) shows each action's own description of what it would change.")
 
