@@ -23,6 +23,9 @@ from paramedic.store.tables import ledger, runs
 from tests.conftest import Server
 
 TARGETS = [f"10.0.0.{i}:80" for i in range(1, 51)]
+# Every target alerts, so every target is unhealthy: min_healthy (tested on its own in
+# test_guardrails.py) would refuse all of them. This test is about the three limits that
+# concurrency can break: max_concurrent, max_fraction and the rate limit.
 MAX_CONCURRENT, MAX_FRACTION, TOUCHABLE = 3, 0.2, 10  # floor(0.2 * 50) = 10
 
 
@@ -80,7 +83,7 @@ runbooks:
     mode: auto
     guardrails:
       rate_limit: {{max: 1, per: 1h, scope: target}}
-      blast_radius: {{scope: [service], max_concurrent: {MAX_CONCURRENT}, max_fraction: {MAX_FRACTION}, min_healthy: 1}}
+      blast_radius: {{scope: [service], max_concurrent: {MAX_CONCURRENT}, max_fraction: {MAX_FRACTION}, min_healthy: 0}}
     steps:
       - action: http.request
         with: {{url: "{url}/restart/{{{{ labels.instance }}}}", method: POST}}
