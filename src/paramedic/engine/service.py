@@ -25,12 +25,12 @@ from sqlalchemy import Connection
 from paramedic.actions.registry import ExecutorRegistry, build_registry
 from paramedic.core.alerts import Alert
 from paramedic.core.config import Config, Probe
-from paramedic.core.errors import ConfigError, ParamedicError, StoreUnavailable, TemplateError
+from paramedic.core.errors import ActionError, ConfigError, ParamedicError, StoreUnavailable, TemplateError
 from paramedic.core.freeze import parse_freeze_windows
 from paramedic.core.guardrails import scope_key
 from paramedic.core.incidents import Delivery
 from paramedic.core.plan import build_plan
-from paramedic.core.runbooks import Mode
+from paramedic.core.runbooks import Mode, Runbook
 from paramedic.engine import guard
 from paramedic.engine import runbooks as rb_loader
 from paramedic.engine.clock import Clock, utcnow
@@ -255,6 +255,43 @@ class Paramedic:
         if self.notifier is not None:
             self.notifier.kick()
 
+    async def refresh_executor_targets(self) -> int:
+        """Ask executors for the members of each runbook's blast-radius scope (supervisord group
+        members, HAProxy backend servers). Only where the runbook's match fixes every scope label,
+        so the scope is known without an alert. Returns how many targets were listed."""
+        listed = 0
+        for rb in self.runbooks.by_name.values():
+            br = rb.guardrails.blast_radius
+            scope = static_scope(rb, br.scope) if br is not None else None
+            if br is None or scope is None:
+                continue
+            executors = {
+                id(ex): ex
+                for step in rb.steps
+                if step.action in self.registry.names()
+                for ex in [self.registry.executor(step.action)]
+            }
+            for ex in executors.values():
+                try:
+                    names = await asyncio.wait_for(ex.known_targets(scope), 10)
+                except (ActionError, TimeoutError) as exc:
+                    log.info("runbook %s: targets of %s not listed: %s", rb.name, scope, exc)
+                    continue
+                if names:
+                    listed += len(names)
+                    await self.write(
+                        state.add_targets, scope_key(scope, br.scope), list(names), origin="executor", now=self.clock()
+                    )
+        return listed
+
+    async def _refresh_targets_forever(self, every: float = 30.0) -> None:
+        while True:
+            try:
+                await self.refresh_executor_targets()
+            except StoreUnavailable as exc:
+                log.error("cannot record executor targets: %s", exc)
+            await asyncio.sleep(every)
+
     async def _expire_approvals(self) -> None:
         while True:
             await asyncio.sleep(1.0)
@@ -314,6 +351,7 @@ class Paramedic:
         for n in range(self.config.workers):
             self._tasks.append(asyncio.create_task(self._worker(n)))
         self._tasks.append(asyncio.create_task(self._expire_approvals()))
+        self._tasks.append(asyncio.create_task(self._refresh_targets_forever()))
         for probe in self.config.probes:
             self._tasks.append(
                 asyncio.create_task(
@@ -413,6 +451,17 @@ class Paramedic:
         row = await self.write(tx)
         self._signal(1)
         return row
+
+
+def static_scope(rb: Runbook, keys: Sequence[str]) -> dict[str, str] | None:
+    """The scope labels a runbook's match pins to one plain value each, or None."""
+    out = {}
+    for key in keys:
+        value = rb.match.labels.get(key)
+        if not isinstance(value, str) or value.startswith(("~", "!")):
+            return None
+        out[key] = value
+    return out
 
 
 def audit_append(conn: Connection, **kwargs: Any) -> int:

@@ -66,6 +66,14 @@ def note_targets(
         )
 
 
+def add_targets(conn: Connection, scope_key: str, names: Iterable[str], *, origin: str, now: datetime) -> None:
+    """Targets an executor lists: known from now on; their health, if already known from a probe
+    or an alert, is kept (a listed member is assumed healthy until something says otherwise)."""
+    for target in names:
+        stmt = _ins(conn, targets).values(scope_key=scope_key, target=target, healthy=True, origin=origin, seen_at=now)
+        conn.execute(stmt.on_conflict_do_update(index_elements=["scope_key", "target"], set_={"seen_at": now}))
+
+
 def known_targets(conn: Connection, scope_key: str) -> list[tuple[str, bool]]:
     rows = conn.execute(select(targets.c.target, targets.c.healthy).where(targets.c.scope_key == scope_key))
     return [(r.target, bool(r.healthy)) for r in rows]
