@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import shutil
 import tempfile
 import time
@@ -31,6 +32,7 @@ from rich.text import Text
 from paramedic.api.app import create_app
 from paramedic.core.config import Config, Probe
 from paramedic.core.durations import format_duration
+from paramedic.engine.logs import JsonFormatter
 from paramedic.engine.service import Paramedic
 from paramedic.lab.supervisord import SupervisorHarness
 from paramedic.store import incidents as inc_repo
@@ -111,14 +113,15 @@ def _clock(value: datetime | None) -> str:
 
 def _incident_table(rows: list[IncidentRow], actions: dict[int, str]) -> Table:
     table = Table(title="incidents (live)", expand=False)
-    for col in ("#", "alert", "instance", "status", "detected", "mitigated", "resolved", "action"):
-        table.add_column(col)
+    for col in ("#", "alert", "instance", "status", "detected", "mitigated", "resolved"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("action")
     style = {"resolved": "green", "mitigated": "cyan", "escalated": "red", "remediating": "yellow"}
     for r in sorted(rows, key=lambda x: x.id):
         table.add_row(
             str(r.id),
-            r.alertname,
-            r.labels.get("instance", ""),
+            r.alertname.removeprefix("Instance"),
+            r.labels.get("instance", "").removeprefix("127.0.0.1"),
             Text(r.status, style=style.get(r.status, "")),
             _clock(r.starts_at),
             _clock(r.mitigated_at),
@@ -129,12 +132,14 @@ def _incident_table(rows: list[IncidentRow], actions: dict[int, str]) -> Table:
 
 
 def _actions_for(conn: Any, incident_id: int) -> str:
+    """A short account of what was done: each step's action and result, then the run's end."""
     parts = []
+    mark = {"succeeded": "✓", "failed": "✗", "started": "…"}
     for run in runs_repo.for_incident(conn, incident_id):
         steps = runs_repo.steps_of(conn, run.id)
-        did = "; ".join(f"{s.action} {s.status}" for s in steps) or "no step ran"
-        parts.append(f"{run.runbook}: {did} → {run.status}")
-    return " | ".join(parts) or "none (no runbook: escalated to a human)"
+        did = ", ".join(f"{s.action} {mark.get(s.status, s.status)}" for s in steps) or "nothing ran"
+        parts.append(f"{did} → {run.status}")
+    return "; ".join(parts) or "no runbook: escalated"
 
 
 def _snapshot(pm: Paramedic) -> tuple[list[IncidentRow], dict[int, str]]:
@@ -165,7 +170,7 @@ async def _scenario(pm: Paramedic, harness: SupervisorHarness, http: httpx.Async
     # 1. a hung instance: alive, but it stops answering
     hung = Fault("hung instance", f"127.0.0.1:{p1}", time.time())
     st.faults.append(hung)
-    st.say(f"fault 1: hanging web-1 (127.0.0.1:{p1}): the process stays up but stops answering")
+    st.say(f"fault 1: web-1 (:{p1}) hangs: the process stays up but stops answering")
     with contextlib.suppress(httpx.HTTPError):
         await http.post(f"http://127.0.0.1:{p1}/fault/hang", timeout=1)
 
@@ -175,7 +180,7 @@ async def _scenario(pm: Paramedic, harness: SupervisorHarness, http: httpx.Async
         return any(r.status == "resolved" for r in rows)
 
     if await _wait(hung_resolved):
-        st.say("web-1 was restarted by runbook restart-unhealthy-instance, verified healthy, and its alert resolved")
+        st.say("healed: runbook restart-unhealthy-instance restarted web-1, verified it; alert resolved")
     else:
         ok = False
         st.say("[red]web-1 did not recover in time[/]")
@@ -183,7 +188,7 @@ async def _scenario(pm: Paramedic, harness: SupervisorHarness, http: httpx.Async
     # 2. a crash loop: a restart does not fix it, so paramedic escalates, and a human fixes it
     loop = Fault("crash loop", f"127.0.0.1:{p2}", time.time())
     st.faults.append(loop)
-    st.say(f"fault 2: crash-looping web-2 (127.0.0.1:{p2}): it exits 0.3 s after every start")
+    st.say(f"fault 2: web-2 (:{p2}) crash-loops: it exits 0.3 s after every start")
     with contextlib.suppress(httpx.HTTPError):
         await http.post(f"http://127.0.0.1:{p2}/fault/crashloop", timeout=1)
 
@@ -193,12 +198,12 @@ async def _scenario(pm: Paramedic, harness: SupervisorHarness, http: httpx.Async
         return any(r.status == "escalated" for r in rows)
 
     if await _wait(loop_escalated):
-        st.say("the restart did not hold (verification failed): paramedic escalated to the on-call engineer")
+        st.say("the restart did not hold (verification failed): escalated to the on-call engineer")
     else:
         ok = False
         st.say("[red]the crash loop was not escalated in time[/]")
     await asyncio.sleep(1.5)
-    st.say("the on-call engineer removes the bad config and starts web-2 again (a human fix)")
+    st.say("the on-call engineer removes the bad config and starts web-2 (a human fix)")
     for marker in harness.fault_dir.glob("*.crashloop"):
         marker.unlink()
 
@@ -220,7 +225,7 @@ async def _scenario(pm: Paramedic, harness: SupervisorHarness, http: httpx.Async
     # 3. an alert no runbook knows: no automation, a human is told
     unknown = Fault("unknown alert", "db-1:5432", time.time())
     st.faults.append(unknown)
-    st.say("fault 3: an alert no runbook knows (DiskFillingUp on db-1): paramedic must not guess")
+    st.say("fault 3: DiskFillingUp on db-1, which no runbook knows: no guessing, a human is told")
     body = {
         "name": "DiskFillingUp",
         "labels": {"service": "db", "instance": "db-1:5432", "severity": "warning"},
@@ -247,8 +252,10 @@ async def _scenario(pm: Paramedic, harness: SupervisorHarness, http: httpx.Async
 
 def _mttr_table(pm: Paramedic, faults: list[Fault]) -> Table:
     table = Table(title="MTTR", show_lines=True)
-    for col in ("fault", "detected at", "mitigated at", "resolved at", "MTTR", "action taken", "handled by"):
-        table.add_column(col)
+    for col in ("fault", "detected", "mitigated", "MTTR"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("action taken")
+    table.add_column("by", no_wrap=True)
     with pm.db.read() as conn:
         for f in faults:
             for iid in f.incident_ids:
@@ -260,7 +267,6 @@ def _mttr_table(pm: Paramedic, faults: list[Fault]) -> Table:
                     f.name,
                     _clock(row.starts_at),
                     _clock(row.mitigated_at),
-                    _clock(row.resolved_at),
                     mttr,
                     escape(_actions_for(conn, iid)),
                     row.handled_by or "human",
@@ -268,8 +274,10 @@ def _mttr_table(pm: Paramedic, faults: list[Fault]) -> Table:
     return table
 
 
-async def _demo(console: Console, *, ui: bool, port: int, work: Path) -> int:
+async def _demo(console: Console, *, ui: bool, port: int, work: Path, workdir_kept: bool) -> int:
     st = DemoState()
+    log_file = work / "paramedic.log"
+    _log_to(log_file)
     harness = SupervisorHarness(work / "supervisor", numprocs=3)
     console.print("[bold]paramedic demo[/]: starting 3 sample instances under supervisord …")
     await asyncio.to_thread(harness.start)
@@ -310,12 +318,14 @@ async def _demo(console: Console, *, ui: bool, port: int, work: Path) -> int:
             with Live(console=console, refresh_per_second=4, transient=False) as live:
                 while not scenario.done():
                     rows, actions = await asyncio.to_thread(_snapshot, pm)
-                    narration = Text.from_markup("\n".join(st.narration[-8:]))
+                    narration = Text.from_markup("\n".join(st.narration[-8:]), overflow="fold")
                     live.update(Group(narration, _incident_table(rows, actions)))
                     await asyncio.sleep(0.25)
                 rows, actions = await asyncio.to_thread(_snapshot, pm)
-                live.update(Group(Text.from_markup("\n".join(st.narration[-8:])), _incident_table(rows, actions)))
+                final = Text.from_markup("\n".join(st.narration[-8:]), overflow="fold")
+                live.update(Group(final, _incident_table(rows, actions)))
             ok = scenario.result()
+        console.print()
         console.print(_mttr_table(pm, st.faults))
         console.print(
             "Automated: the hung instance (no human woke up). Human-handled: the crash loop and the "
@@ -334,6 +344,16 @@ async def _demo(console: Console, *, ui: bool, port: int, work: Path) -> int:
         await asyncio.to_thread(harness.stop)
 
 
+def _log_to(path: Path) -> None:
+    """Paramedic's structured log (notifications included) goes to a file, not over the live view."""
+    handler = logging.FileHandler(path)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger("paramedic")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    root.propagate = False
+
+
 async def _true(value: bool) -> bool:
     return value
 
@@ -343,7 +363,7 @@ def run_demo(*, console: Console, ui: bool, port: int, workdir: Path | None) -> 
     work = Path(tempfile.mkdtemp(prefix="paramedic-demo-")) if workdir is None else workdir
     work.mkdir(parents=True, exist_ok=True)
     try:
-        return asyncio.run(_demo(console, ui=ui, port=port, work=work))
+        return asyncio.run(_demo(console, ui=ui, port=port, work=work, workdir_kept=not temp))
     except KeyboardInterrupt:
         console.print("interrupted: everything the demo started has been stopped")
         return 130
