@@ -139,10 +139,17 @@ def test_observe_mode_records_the_plan_and_runs_nothing(make_server: Callable[..
     srv = make_server(runbook(tmp_path, mode="observe", steps=touch(marker), verify=exists(marker)))
     with srv.client() as c:
         i = fire(c)
-        run = incident(c, i)["runs"][0]
+        data = incident(c, i)
+    run = data["runs"][0]
     assert run["status"] == "observed"
     assert run["plan"]["steps"][0]["args"]["argv"][1] == str(marker)
     assert not marker.exists()
+    # matching is not handling: nobody acts, so a human is told, with the suggestion
+    assert data["status"] == "escalated"
+    reasons = [t["data"]["reason"] for t in data["timeline"] if t["kind"] == "incident.escalated"]
+    assert reasons == [
+        "no runbook will act on this alert: fix is in observe mode (its plan is recorded as a suggestion)"
+    ]
 
 
 def test_hostile_label_stops_the_run_with_an_audit_reason(make_server: Callable[..., Server], tmp_path: Path) -> None:

@@ -60,6 +60,7 @@ def main() -> None:
       paramedic demo                 see it heal a hung and a crash-looping service
       paramedic validate runbooks/   check runbook files (exit 1 on errors)
       paramedic test runbooks/ --alert alert.json   dry run against a recorded alert
+      paramedic test runbooks/       check the runbooks' test cases (*.case.yaml)
       paramedic serve                run the API, webhooks, UI and workers
     """
 
@@ -130,31 +131,142 @@ def validate(paths: tuple[str, ...], strict: bool) -> None:
 
 
 # ---- test (dry run) ---------------------------------------------------------------------------
+def _when(now: str | None) -> Any:
+    from datetime import UTC, datetime
+
+    if now is None:
+        return None
+    try:
+        at = datetime.fromisoformat(now.replace("Z", "+00:00"))
+    except ValueError:
+        fail(f"--now {now!r} is not an ISO 8601 time, like 2024-05-01T12:00:00Z")
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at
+
+
 @main.command("test")
 @click.argument("path", type=click.Path(exists=True))
 @click.option(
     "--alert",
     "alert_file",
-    required=True,
-    type=click.Path(exists=True),
-    help="a recorded payload: Alertmanager webhook or generic alert JSON",
+    type=click.Path(exists=True, dir_okay=False),
+    help="a recorded payload (Alertmanager, generic, …): show what the runbooks would do",
 )
+@click.option(
+    "--cases",
+    "case_paths",
+    multiple=True,
+    type=click.Path(exists=True),
+    help="a case file or a folder of *.case.yaml (default: the cases under PATH)",
+)
+@click.option("--now", help="with --alert: evaluate at this ISO 8601 time instead of now")
 @click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
 @friendly
-def test_cmd(path: str, alert_file: str, as_json: bool) -> None:
-    """Dry run: which runbooks match the alert, the rendered plan and every guardrail verdict.
+def test_cmd(path: str, alert_file: str | None, case_paths: tuple[str, ...], now: str | None, as_json: bool) -> None:
+    """Dry run of the runbooks under PATH: which runbooks match, the rendered plan, every guardrail
+    verdict and the mode. Nothing is executed.
 
-    Nothing is executed. Exits 1 if the runbooks are invalid or the payload cannot be parsed.
+    \b
+    With --alert: one recorded payload, shown (exit 0).
+    Otherwise: test cases (*.case.yaml, docs/runbook-tests.md) from --cases or found under PATH,
+    each checked against its expected outcome; exit 1 on any difference.
     """
-    from paramedic.engine.dryrun import dry_run
+    if alert_file is not None:
+        from paramedic.engine.dryrun import dry_run, render_report
 
-    report = asyncio.run(dry_run(path, Path(alert_file)))
-    if as_json:
-        out.print_json(json.dumps(report))
+        report = asyncio.run(dry_run(path, Path(alert_file), now=_when(now)))
+        if as_json:
+            out.print_json(json.dumps(report))
+            return
+        render_report(report, out)
         return
-    from paramedic.engine.dryrun import render_report
+    from paramedic.engine.cases import find_cases, render_results, run_cases
+    from paramedic.engine.dryrun import DryRun
 
-    render_report(report, out)
+    roots = [Path(p) for p in case_paths] or [Path(path)]
+    files = find_cases(roots) if case_paths or Path(path).is_dir() else []  # PATH, a runbook file, is no case
+    if not files:
+        fail(f"no test cases (*.case.yaml) under {', '.join(map(str, roots))}; pass --alert PAYLOAD.json or --cases")
+    dry = DryRun.load([path])
+    root = roots[0] if len(roots) == 1 and roots[0].is_dir() else None
+    results = asyncio.run(run_cases(dry, files, root=root))
+    if as_json:
+        out.print_json(json.dumps([r.to_json() for r in results]))
+    else:
+        render_results(results, out)
+    if any(not r.passed for r in results):
+        sys.exit(1)
+
+
+# ---- record -----------------------------------------------------------------------------------
+@main.command()
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="folder to write each payload into")
+@click.option("--listen", default="127.0.0.1:9095", show_default=True, help="host:port to receive webhooks on")
+@click.option(
+    "--runbooks",
+    "runbook_paths",
+    multiple=True,
+    type=click.Path(exists=True),
+    help="also write a case skeleton next to each payload, expectations from a dry run of these",
+)
+@click.option(
+    "--skeleton",
+    "skeleton_of",
+    type=click.Path(exists=True, dir_okay=False),
+    help="print a test case skeleton for this recorded payload and exit",
+)
+@friendly
+def record(out_dir: str | None, listen: str, runbook_paths: tuple[str, ...], skeleton_of: str | None) -> None:
+    """Record webhook payloads to files, to become runbook test cases.
+
+    \b
+    paramedic record --out cases/            receive on paramedic's webhook paths, write
+                                             cases/<time>Z-<source>-NNN.json per delivery
+    paramedic record --skeleton FILE.json [--runbooks runbooks/]
+                                             print a case for a recorded payload
+    Point Alertmanager (or curl) at http://HOST:PORT/api/v1/alerts/alertmanager. Nothing is acted on.
+    """
+    if skeleton_of is not None:
+        from paramedic.engine.cases import skeleton_for
+
+        click.echo(asyncio.run(skeleton_for(Path(skeleton_of), list(runbook_paths))), nl=False)
+        return
+    if out_dir is None:
+        fail("give --out DIR to record payloads, or --skeleton FILE to print a case for one")
+        return
+    import ipaddress
+
+    import uvicorn
+
+    from paramedic.engine.payloads import WEBHOOK_PATHS, parsers
+    from paramedic.engine.recorder import Recorder, Saved
+
+    host, _, port = listen.rpartition(":")
+    host = host.strip("[]") or "127.0.0.1"
+    if not port.isdigit():
+        fail(f"--listen {listen!r}: give host:port, like 127.0.0.1:9095")
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        fail("the recorder takes payloads without authentication: listen on a loopback address")
+
+    def saved(s: Saved) -> None:
+        case = f" and {s.case.name}" if s.case else ""
+        out.print(f"recorded {s.source} payload ({s.alerts} alert(s)) → {s.path}{case}", highlight=False)
+        if s.warning:
+            err.print(f"[yellow]{escape(s.warning)}[/]", highlight=False)
+
+    def rejected(source: str, reason: str) -> None:
+        err.print(f"[yellow]{source} payload not recorded: {escape(reason)}[/]", highlight=False)
+
+    app = Recorder(Path(out_dir), runbooks=runbook_paths, on_saved=saved, on_rejected=rejected)
+    known = parsers()
+    for path_, source in WEBHOOK_PATHS.items():
+        if source in known:
+            err.print(f"recording {source:<12} at http://{listen}{path_}", highlight=False)
+    err.print(f"writing to {out_dir}; Ctrl-C to stop")
+    uvicorn.run(app, host=host, port=int(port), log_level="warning", access_log=False, lifespan="off")
 
 
 # ---- actions ----------------------------------------------------------------------------------
@@ -281,6 +393,25 @@ def resume(url: str) -> None:
     """Allow automated actions again."""
     _call(url, "POST", "/api/v1/automation/resume")
     out.print("automation resumed")
+
+
+@main.group()
+def breaker() -> None:
+    """Circuit breakers of runbooks on a running server."""
+
+
+@breaker.command("reset")
+@click.argument("runbook")
+@URL
+@friendly
+def breaker_reset(runbook: str, url: str) -> None:
+    """Close every circuit breaker of RUNBOOK by hand (admin role; kept in the audit trail)."""
+    data = _call(url, "POST", f"/api/v1/runbooks/{runbook}/breaker/reset")
+    opened = int(data["reset"])
+    out.print(
+        f"{runbook}: {opened} open breaker(s) closed" if opened else f"{runbook}: no breaker was open; all closed",
+        highlight=False,
+    )
 
 
 # ---- audit ------------------------------------------------------------------------------------

@@ -1,4 +1,10 @@
-"""The FastAPI application: webhooks, REST API, metrics, health, and the web UI's routes."""
+"""The FastAPI application: webhooks, REST API, metrics, health, and the web UI's routes.
+
+With ``auth`` configured every route needs a token or a UI session except ``/healthz``,
+``/readyz``, ``/login`` and the static CSS/JS: ``/metrics`` and ``/openapi.json`` need the
+viewer role (Prometheus scrapes with a bearer token). Swagger UI is not served, because it loads
+its scripts from a CDN; ``/docs`` is a server-rendered API reference in the UI instead.
+"""
 
 from __future__ import annotations
 
@@ -15,9 +21,11 @@ from prometheus_client import generate_latest
 from pydantic import BaseModel, Field
 
 from paramedic import __version__
-from paramedic.api import views
+from paramedic.api import queries, views
 from paramedic.api.auth import Principal, check_webhook, require
+from paramedic.api.session import SessionCodec, session_secret
 from paramedic.core.alerts import Alert
+from paramedic.core.config import is_loopback
 from paramedic.core.errors import PayloadError, StoreUnavailable
 from paramedic.engine.metrics import METRICS
 from paramedic.engine.service import OperationError, Paramedic
@@ -28,6 +36,19 @@ from paramedic.store import runs as runs_repo
 from paramedic.store import state
 
 log = logging.getLogger("paramedic.api")
+
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
+        "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=(), usb=()",
+}
 
 
 class Decision(BaseModel):
@@ -66,6 +87,13 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def host_of(header: str) -> str:
+    """The host part of a Host header: ``[::1]:8080`` → ``::1``, ``localhost:8080`` → ``localhost``."""
+    if header.startswith("["):
+        return header[1:].partition("]")[0]
+    return header.rpartition(":")[0] if header.count(":") == 1 else header
+
+
 def parse_json(body: bytes) -> Any:
     try:
         return json.loads(body)
@@ -89,9 +117,13 @@ def create_app(pm: Paramedic, *, manage_lifecycle: bool = True) -> FastAPI:
         version=__version__,
         lifespan=lifespan,
         description="Self-healing runbooks that fire on alerts, inside explicit guardrails.",
+        openapi_url=None,  # served below, behind the viewer role
+        docs_url=None,  # Swagger UI needs a CDN; the UI serves its own /docs
+        redoc_url=None,
     )
     app.state.pm = pm
     app.state.config = pm.config
+    app.state.sessions = SessionCodec(session_secret(pm.config))
 
     @app.exception_handler(PayloadError)
     async def _payload(_: Request, exc: PayloadError) -> JSONResponse:
@@ -111,10 +143,25 @@ def create_app(pm: Paramedic, *, manage_lifecycle: bool = True) -> FastAPI:
 
     @app.middleware("http")
     async def _headers(request: Request, call_next: Any) -> Response:
-        response: Response = await call_next(request)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        if pm.config.auth is None and not is_loopback(host_of(request.headers.get("host", ""))):
+            # open only on loopback: a page on another site that rebinds its DNS name to 127.0.0.1
+            # reaches this port with its own Host header; refuse it
+            response = JSONResponse(
+                {"error": "no auth is configured, so paramedic answers only requests addressed to loopback"},
+                status_code=403,
+            )
+        else:
+            response = await call_next(request)
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        if response.headers.get("content-type", "").startswith("text/html"):
+            # pages: forms must carry the real Origin (no-referrer would send "Origin: null")
+            response.headers["Referrer-Policy"] = "same-origin"
+            response.headers.setdefault("Cache-Control", "no-store")
+        else:
+            response.headers.setdefault("Referrer-Policy", "no-referrer")
+        if request.url.scheme == "https":
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
         return response
 
     async def _accept(request: Request, source: str, parse: Any) -> JSONResponse:
@@ -166,7 +213,12 @@ def create_app(pm: Paramedic, *, manage_lifecycle: bool = True) -> FastAPI:
     async def get_incident(incident_id: int, _: Principal = Depends(viewer)) -> dict[str, Any]:
         def q(conn: Any) -> dict[str, Any] | None:
             row = inc_repo.get(conn, incident_id)
-            return None if row is None else views.incident_detail(conn, row)
+            if row is None:
+                return None
+            out = views.incident_detail(conn, row)
+            for ev, ref in zip(out["evidence"], queries.evidence_refs(conn, incident_id), strict=False):
+                ev.update(ref)
+            return out
 
         out = await pm.read(q)
         if out is None:
@@ -215,28 +267,26 @@ def create_app(pm: Paramedic, *, manage_lifecycle: bool = True) -> FastAPI:
     async def automation(_: Principal = Depends(viewer)) -> dict[str, Any]:
         return {"paused": await pm.read(state.paused)}
 
-    @app.get("/api/v1/runbooks", tags=["runbooks"])
+    @app.get("/api/v1/runbooks", tags=["runbooks"], summary="Runbooks with mode, trust figures and breaker state")
     async def runbooks(_: Principal = Depends(viewer)) -> dict[str, Any]:
-        trust = await pm.read(state.all_trust)
-        out = []
-        for rb in pm.runbooks.by_name.values():
-            t = trust.get(rb.name)
-            runs = int(t.runs) if t else 0
-            out.append(
-                {
-                    "name": rb.name,
-                    "owner": rb.owner,
-                    "description": rb.description,
-                    "mode": (t.mode if t and t.mode else str(rb.mode)),
-                    "file_mode": str(rb.mode),
-                    "runs": runs,
-                    "successes": int(t.successes) if t else 0,
-                    "success_rate": (int(t.successes) / runs) if t and runs else None,
-                    "last_failure_at": t.last_failure_at.isoformat() if t and t.last_failure_at else None,
-                    "last_failure": t.last_failure if t else "",
-                }
-            )
-        return {"runbooks": out}
+        return {"runbooks": await pm.read(queries.runbooks, pm.runbooks)}
+
+    @app.post("/api/v1/runbooks/{name}/breaker/reset", tags=["runbooks"], summary="Close a runbook's breakers")
+    async def breaker_reset(name: str, who: Principal = Depends(admin)) -> dict[str, Any]:
+        opened = await pm.reset_breaker(name, actor=who.name)
+        return {"runbook": name, "reset": opened}
+
+    @app.get(
+        "/api/v1/evidence/{evidence_id}/image",
+        tags=["incidents"],
+        summary="The PNG chart of one evidence row",
+        response_class=Response,
+    )
+    async def evidence_image(evidence_id: int, _: Principal = Depends(viewer)) -> Response:
+        png = await pm.read(queries.evidence_image, evidence_id)
+        if png is None:
+            raise HTTPException(404, f"evidence {evidence_id} has no image")
+        return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
 
     @app.get("/api/v1/audit", tags=["audit"])
     async def audit(
@@ -263,7 +313,7 @@ def create_app(pm: Paramedic, *, manage_lifecycle: bool = True) -> FastAPI:
         }
 
     @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
-    async def metrics() -> Response:
+    async def metrics(_: Principal = Depends(viewer)) -> Response:
         return Response(generate_latest(METRICS.registry), media_type="text/plain; version=0.0.4")
 
     @app.get("/healthz", tags=["ops"])
@@ -278,7 +328,13 @@ def create_app(pm: Paramedic, *, manage_lifecycle: bool = True) -> FastAPI:
             return JSONResponse({"status": "unavailable", "error": str(exc)}, status_code=503)
         return JSONResponse({"status": "ready"})
 
-    from paramedic.api import ui
+    @app.get("/openapi.json", include_in_schema=False)
+    async def openapi(_: Principal = Depends(viewer)) -> JSONResponse:
+        return JSONResponse(app.openapi())
 
+    from paramedic.api import changes, sources, ui
+
+    changes.mount(app, pm)
+    sources.mount(app, pm)
     ui.mount(app, pm)
     return app

@@ -1,7 +1,11 @@
-"""API tokens with roles, and webhook authentication by bearer token or HMAC signature.
+"""API tokens with roles, web UI sessions, and webhook authentication by bearer token or HMAC.
 
 Tokens are stored as SHA-256 hashes in the config; comparison is constant-time. With no ``auth``
 section the API is open, which the config only allows on loopback.
+
+The REST API takes ``Authorization: Bearer <token>``. A web UI session cookie (``api.session``)
+is accepted by the API for reads only (GET, HEAD): a write through the API always needs the bearer
+token, so the JSON API needs no CSRF defence; the UI's own form posts check CSRF in ``api.csrf``.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from dataclasses import dataclass
 
 from fastapi import HTTPException, Request
 
+from paramedic.api.session import SESSION_COOKIE, SessionCodec, key_of
 from paramedic.core.config import ROLE_RANK, Config
 
 
@@ -24,6 +29,7 @@ class Principal:
 
 
 ANONYMOUS_ADMIN = Principal("local", "admin")
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def sha256_hex(token: str) -> str:
@@ -52,11 +58,36 @@ def principal_for(config: Config, token: str | None) -> Principal | None:
     return None
 
 
-def require(request: Request, role: str) -> Principal:
-    """The caller's principal if it has at least ``role``; else 401/403."""
+def session_principal(request: Request) -> Principal | None:
+    """The principal of the request's UI session cookie, re-checked against the configured tokens."""
     config: Config = request.app.state.config
-    token = _bearer(request) or request.cookies.get("paramedic_session_token")
-    who = principal_for(config, token)
+    if config.auth is None:
+        return ANONYMOUS_ADMIN
+    codec: SessionCodec | None = getattr(request.app.state, "sessions", None)
+    if codec is None:
+        return None
+    session = codec.read(request.cookies.get(SESSION_COOKIE), now=request.app.state.pm.clock())
+    if session is None:
+        return None
+    for t in config.auth.tokens:
+        if t.name == session.name and hmac.compare_digest(key_of(t.sha256), session.key):
+            return Principal(t.name, t.role)
+    return None  # the token was removed or rotated since the login
+
+
+def require(request: Request, role: str) -> Principal:
+    """The caller's principal if it has at least ``role``; else 401/403.
+
+    A bearer token works for every method; a UI session cookie only for reads (see the docstring).
+    """
+    config: Config = request.app.state.config
+    token = _bearer(request)
+    if token or config.auth is None:
+        who = principal_for(config, token)
+    elif request.method in SAFE_METHODS:
+        who = session_principal(request)
+    else:
+        who = None
     if who is None:
         raise HTTPException(
             401,
@@ -66,6 +97,10 @@ def require(request: Request, role: str) -> Principal:
     if ROLE_RANK[who.role] < ROLE_RANK[role]:
         raise HTTPException(403, f"the {who.role} role cannot do this; it needs {role}")
     return who
+
+
+def has_role(who: Principal, role: str) -> bool:
+    return ROLE_RANK[who.role] >= ROLE_RANK[role]
 
 
 def check_webhook(request: Request, config: Config, body: bytes) -> None:

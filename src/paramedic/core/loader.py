@@ -7,7 +7,7 @@ executor registry (unknown action names).
 from __future__ import annotations
 
 import difflib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,13 +36,19 @@ class Problem:
 
 @dataclass(frozen=True, slots=True)
 class Located:
-    """A runbook with where it was defined."""
+    """A runbook with where it was defined.
+
+    A Python runbook's code is opaque to templates, so its loader states what the code does:
+    ``reads`` are the labels the function reads, ``verifies_in_code`` whether it records a verify.
+    """
 
     runbook: Runbook
     file: str
     line: int
     col: int
     positions: dict[Path, tuple[int, int]]
+    reads: frozenset[str] = frozenset()
+    verifies_in_code: bool = False
 
     def where(self, path: Path) -> tuple[int, int]:
         while path and path not in self.positions:
@@ -138,6 +144,9 @@ def parse_runbooks(text: str, filename: str) -> tuple[list[Located], list[Proble
             path = path[:-1]
         return positions.get(path, (1, 1))
 
+    def under(base: Path) -> Callable[[Path], tuple[int, int]]:
+        return lambda path: at((*base, *path))
+
     if not isinstance(data, dict):
         return [], [Problem(filename, 1, 1, "a runbook file is a mapping", "start with apiVersion: paramedic/v1")]
     located: list[Located] = []
@@ -160,11 +169,7 @@ def parse_runbooks(text: str, filename: str) -> tuple[list[Located], list[Proble
         try:
             rb = Runbook.model_validate(raw)
         except ValidationError as exc:
-            for err in exc.errors():
-                loc = tuple(err["loc"])
-                line, col = at((*base, *(str(p) if not isinstance(p, int) else p for p in loc)))
-                full = {**dict(err), "loc": ("runbooks", 0, *loc)}
-                problems.append(Problem(filename, line, col, _message(err), _hint_for(full, data)))
+            problems.extend(validation_problems(exc, filename, under(base)))
             continue
         line, col = at(base)
         if rb.name in seen:
@@ -181,9 +186,21 @@ def parse_runbooks(text: str, filename: str) -> tuple[list[Located], list[Proble
         seen[rb.name] = line
         sub = {p[2:]: v for p, v in positions.items() if p[:2] == base}
         loc_rb = Located(rb, filename, line, col, sub)
-        problems.extend(_template_problems(loc_rb))
+        problems.extend(template_problems(loc_rb))
         located.append(loc_rb)
     return located, problems
+
+
+def validation_problems(exc: ValidationError, filename: str, where: Callable[[Path], tuple[int, int]]) -> list[Problem]:
+    """One problem per pydantic error of one runbook; ``where`` maps a path inside the runbook
+    (``("guardrails", "rate_limit", "per")``) to its line and column."""
+    out = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        line, col = where(tuple(p if isinstance(p, int) else str(p) for p in loc))
+        full = {**dict(err), "loc": ("runbooks", 0, *loc)}
+        out.append(Problem(filename, line, col, _message(err), _hint_for(full, None)))
+    return out
 
 
 def _message(err: Any) -> str:
@@ -206,7 +223,8 @@ def _templates(value: Any, path: Path) -> list[tuple[Path, str]]:
     return []
 
 
-def _template_problems(loc: Located) -> list[Problem]:
+def template_problems(loc: Located) -> list[Problem]:
+    """Templates that do not parse, in the target, the steps, the verify and the enrich list."""
     rb = loc.runbook
     raw = rb.model_dump(mode="json", by_alias=True)
     out: list[Problem] = []
@@ -218,7 +236,11 @@ def _template_problems(loc: Located) -> list[Problem]:
 
 
 def lint_runbook(loc: Located) -> list[Problem]:
-    """Warnings for what bites in production (DESIGN §3, issue: validate lints)."""
+    """Warnings for what bites in production (DESIGN §3, issue: validate lints).
+
+    A runbook with a ``promote`` rule is linted like an ``auto`` one: it will get there on its
+    own. A Python runbook's label reads and in-code verify count like templates and ``verify:``.
+    """
     rb = loc.runbook
     out: list[Problem] = []
 
@@ -226,20 +248,23 @@ def lint_runbook(loc: Located) -> list[Problem]:
         line, col = loc.where(path)
         out.append(Problem(loc.file, line, col, message, hint, severity="warning"))
 
-    if rb.mode == "auto" and rb.verify is None and rb.steps:
+    automatic = rb.mode == "auto" or rb.promote is not None
+    how = "runs automatically" if rb.mode == "auto" else "can promote itself to auto"
+    where: Path = ("mode",) if rb.mode == "auto" or rb.promote is None else ("promote",)
+    if automatic and rb.steps and rb.verify is None and not loc.verifies_in_code:
         warn(
-            ("mode",),
-            f"runbook {rb.name!r} runs automatically but has no verify",
+            where,
+            f"runbook {rb.name!r} {how} but has no verify",
             "add verify: so a failed remediation is noticed and counts toward the breaker",
         )
-    if rb.mode == "auto" and rb.steps and rb.guardrails.rate_limit is None:
+    if automatic and rb.steps and rb.guardrails.rate_limit is None:
         warn(
-            ("mode",),
-            f"runbook {rb.name!r} runs automatically with no rate limit",
+            where,
+            f"runbook {rb.name!r} {how} with no rate limit",
             "add guardrails.rate_limit: {max: 3, per: 1h, scope: target}",
         )
     raw = rb.model_dump(mode="json", by_alias=True)
-    used: set[str] = set()
+    used: set[str] = set(loc.reads)
     for _, tmpl in _templates({k: raw[k] for k in ("target", "steps", "verify")}, ()):
         used |= referenced_labels(tmpl)
     missing = sorted(used - set(rb.params))

@@ -1,5 +1,10 @@
 """Load runbooks from files and folders, check them against the executor registry, and keep
-the current set with its match index."""
+the current set with its match index.
+
+A folder holds YAML runbooks (``*.yaml``, ``*.yml``) and Python runbooks (``*.py``, loaded by
+``engine.pyloader``); files starting with ``_`` or ``.`` and runbook test cases (``*.case.yaml``,
+see ``engine.cases``) are skipped, so cases and recorded payloads can live next to the runbooks.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +14,20 @@ from pathlib import Path
 
 from paramedic.actions.registry import ExecutorRegistry
 from paramedic.core.loader import Located, Problem, lint_runbook, parse_runbooks
-from paramedic.core.matcher import MatchIndex, runbook_matches
-from paramedic.core.runbooks import Runbook
+from paramedic.core.matcher import MatchIndex, runbook_matches, value_matches
+from paramedic.core.runbooks import MatchValue, Runbook
 
 SUFFIXES = (".yaml", ".yml")
+CASE_SUFFIXES = (".case.yaml", ".case.yml")
+
+
+def _is_runbook_file(f: Path) -> bool:
+    return (
+        f.suffix in (*SUFFIXES, ".py")
+        and f.is_file()
+        and not f.name.startswith(("_", "."))
+        and not f.name.endswith(CASE_SUFFIXES)
+    )
 
 
 def runbook_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[Problem]]:
@@ -21,13 +36,7 @@ def runbook_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[Problem
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
-            files.extend(
-                sorted(
-                    f
-                    for f in p.rglob("*")
-                    if f.suffix in (*SUFFIXES, ".py") and f.is_file() and not f.name.startswith(("_", "."))
-                )
-            )
+            files.extend(sorted(f for f in p.rglob("*") if _is_runbook_file(f) and "__pycache__" not in f.parts))
         elif p.is_file():
             files.append(p)
         else:
@@ -86,30 +95,52 @@ def check_actions(loc: Located, registry: ExecutorRegistry) -> list[Problem]:
     return out
 
 
+def _values(expected: MatchValue) -> list[str]:
+    return expected if isinstance(expected, list) else [expected]
+
+
+def _may_overlap(a: MatchValue | None, b: MatchValue | None) -> bool:
+    """Whether some value can satisfy both match values (``None``: no constraint)."""
+    if a is None or b is None:
+        return True
+    va, vb = _values(a), _values(b)
+    plain_a = [v for v in va if not v.startswith(("~", "!"))]
+    plain_b = [v for v in vb if not v.startswith(("~", "!"))]
+    if len(plain_a) == len(va) and len(plain_b) == len(vb):
+        return bool(set(plain_a) & set(plain_b))
+    if len(plain_a) == len(va):
+        return any(value_matches(b, v) for v in plain_a)
+    if len(plain_b) == len(vb):
+        return any(value_matches(a, v) for v in plain_b)
+    return True  # two patterns: assume they can (a lint may be wrong, a miss is worse)
+
+
+def may_match_same_alert(a: Runbook, b: Runbook) -> bool:
+    ma, mb = a.match, b.match
+    if not (_may_overlap(ma.alertname, mb.alertname) and _may_overlap(ma.source, mb.source)):
+        return False
+    return all(_may_overlap(ma.labels.get(k), mb.labels.get(k)) for k in set(ma.labels) & set(mb.labels))
+
+
 def overlap_warnings(books: Sequence[Located]) -> list[Problem]:
-    """Two runbooks with the same plain alertname that act on the same target template."""
+    """Two runbooks that can match the same alert and act on the same target: both would run."""
     out = []
     for i, a in enumerate(books):
         for b in books[i + 1 :]:
             ra, rb = a.runbook, b.runbook
-            if not (ra.steps and rb.steps) or ra.target != rb.target:
+            if not (ra.steps and rb.steps) or ra.target != rb.target or not may_match_same_alert(ra, rb):
                 continue
-            if (
-                ra.match.alertname is not None
-                and ra.match.alertname == rb.match.alertname
-                and ra.match.labels == rb.match.labels
-            ):
-                line, col = b.where(("match",))
-                out.append(
-                    Problem(
-                        b.file,
-                        line,
-                        col,
-                        f"runbooks {ra.name!r} and {rb.name!r} match the same alerts and act on the same target",
-                        "narrow one match, or merge them",
-                        severity="warning",
-                    )
+            line, col = b.where(("match",))
+            out.append(
+                Problem(
+                    b.file,
+                    line,
+                    col,
+                    f"runbooks {ra.name!r} and {rb.name!r} can match the same alert and act on the same target",
+                    f"narrow one match (first at {a.file}:{a.line}), or merge them",
+                    severity="warning",
                 )
+            )
     return out
 
 
@@ -132,9 +163,9 @@ def load(paths: Iterable[str | Path], registry: ExecutorRegistry, *, lint: bool 
     located: list[Located] = []
     for f in files:
         if f.suffix == ".py":
-            from paramedic.engine import pyrunbooks
+            from paramedic.engine import pyloader
 
-            found, probs = pyrunbooks.load_file(f)
+            found, probs = pyloader.load_file(f)
         else:
             try:
                 text = f.read_text()

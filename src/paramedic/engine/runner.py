@@ -68,8 +68,15 @@ class Runner:
         self.baseline: float | None = None
 
     async def _db(self, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
+        """A write for this run, fenced by its lease: if another worker has taken the run over
+        (this one's heartbeats could not reach the database), nothing is written and ``LeaseLost``
+        ends this worker's part. The check and the write share one transaction."""
+
         def call() -> T:
             with self.ctx.db.write() as conn:
+                if not runs_repo.owned(conn, self.run.id, owner=self.ctx.owner):
+                    self.lost = True
+                    raise LeaseLost
                 return fn(conn, *args, **kwargs)
 
         return await asyncio.to_thread(self.ctx.db.retrying, call)

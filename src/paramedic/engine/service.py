@@ -11,6 +11,7 @@ import contextlib
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -29,16 +30,16 @@ from paramedic.core.errors import ActionError, ConfigError, ParamedicError, Stor
 from paramedic.core.freeze import parse_freeze_windows
 from paramedic.core.guardrails import scope_key
 from paramedic.core.incidents import Delivery
-from paramedic.core.plan import build_plan
 from paramedic.core.runbooks import Mode, Runbook
-from paramedic.engine import guard
+from paramedic.engine import enrichment, guard, pyrunbooks
 from paramedic.engine import runbooks as rb_loader
 from paramedic.engine.clock import Clock, utcnow
 from paramedic.engine.metrics import METRICS
-from paramedic.engine.notifier import Notifier
+from paramedic.engine.notifier import Notifier, SettingsTickets
 from paramedic.engine.runner import RunContext, Runner
 from paramedic.engine.settings import format_errors
 from paramedic.ingest import probes as probe_mod
+from paramedic.notify import factory as sink_factory
 from paramedic.store import audit, migrate, state
 from paramedic.store import incidents as inc_repo
 from paramedic.store import runs as runs_repo
@@ -71,6 +72,7 @@ class Paramedic:
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _http: httpx.AsyncClient | None = None
     notifier: Notifier | None = None
+    enricher: enrichment.Enricher | None = None
     run_hooks: list[Callable[[RunRow, bool, str], Awaitable[None]]] = field(default_factory=list)
     policy: guard.Policy = field(default_factory=guard.Policy)
     _probe_health: dict[str, bool] = field(default_factory=dict)
@@ -104,6 +106,8 @@ class Paramedic:
         from paramedic.store import outbox
 
         outbox.configure([str(s.get("name", s.get("type", ""))) for s in config.sinks])
+        sink_factory.validate(config.sinks)  # a bad sink or enrich entry fails here, not at start()
+        enrichment.EnrichSettings.from_config(config.enrich_defaults)
         try:
             freeze = parse_freeze_windows(config.automation.freeze)
         except ValidationError as exc:
@@ -139,18 +143,26 @@ class Paramedic:
         return self._http
 
     # ---- ingest -------------------------------------------------------------------------------
-    def seeds_for(self, alert: Alert) -> list[RunSeed]:
-        """Match and plan, before the transaction (pure work)."""
+    async def seeds_for(self, alert: Alert) -> list[RunSeed]:
+        """Match and plan, before the transaction. A YAML runbook is rendered at once; a Python
+        runbook is planned by recording, within its time budget (``engine.pyrunbooks``)."""
         if not alert.firing:
             return []
         seeds = []
         for rb in self.runbooks.match(alert):
             try:
-                plan = build_plan(rb, alert)
+                plan = await pyrunbooks.plan_for(
+                    rb, alert, now=self.clock(), registry=self.registry, changes=self._changes
+                )
                 seeds.append(RunSeed(rb.name, rb.mode, plan, approval_timeout=rb.approval_timeout))
-            except TemplateError as exc:
+            except (TemplateError, pyrunbooks.PlanningError) as exc:
                 seeds.append(RunSeed(rb.name, rb.mode, None, error=f"{rb.name}: {exc}"))
         return seeds
+
+    @property
+    def _changes(self) -> pyrunbooks.ChangeSource:
+        """The change feed a Python runbook reads through ``ctx.changes``."""
+        return pyrunbooks.changes_from_db(self.db, self.registry)
 
     def _record(self, conn: Connection, alerts: Sequence[Alert], seeds: Sequence[list[RunSeed]]) -> list[IngestResult]:
         now = self.clock()
@@ -199,11 +211,13 @@ class Paramedic:
 
     async def ingest(self, alerts: Sequence[Alert]) -> list[IngestResult]:
         """Store alerts durably; returns once committed. Raises ``StoreUnavailable`` (→ 503)."""
-        seeds = [self.seeds_for(a) for a in alerts]
+        seeds = [await self.seeds_for(a) for a in alerts]
         results = await self.write(self._record, alerts, seeds)
         for a, r in zip(alerts, results, strict=True):
             METRICS.alerts.labels(source=a.source, delivery=r.delivery).inc()
         self._signal(sum(len(r.runs) for r in results))
+        if self.enricher is not None:  # evidence for created incidents, fresh charts for resolved ones
+            self.enricher.on_ingest(results)
         if self.notifier is not None and any(r.incident_id for r in results):
             self.notifier.kick()
         return results
@@ -346,8 +360,24 @@ class Paramedic:
         asyncio.get_running_loop().set_default_executor(
             ThreadPoolExecutor(max_workers=64, thread_name_prefix="paramedic-db")
         )
-        self.notifier = Notifier(self.db, self.clock)
+        if self.enricher is not None and self.enricher.on_run_finished in self.run_hooks:
+            self.run_hooks.remove(self.enricher.on_run_finished)
+        self.enricher = enrichment.build(
+            config=self.config, registry=self.registry, db=self.db, clock=self.clock, http=self.http
+        )
+        self.run_hooks.append(self.enricher.on_run_finished)  # charts redrawn with the actions taken
+        sinks = sink_factory.build_sinks(
+            self.config.sinks, client=self.http, tickets=SettingsTickets(self.db, self.clock)
+        )
+        self.notifier = Notifier(
+            self.db,
+            self.clock,
+            sinks=sinks,
+            collecting=self.enricher.busy,
+            evidence_budget=self.enricher.settings.budget,
+        )
         self._tasks.append(asyncio.create_task(self.notifier.run()))
+        self._tasks.append(asyncio.create_task(self.enricher.run()))
         for n in range(self.config.workers):
             self._tasks.append(asyncio.create_task(self._worker(n)))
         self._tasks.append(asyncio.create_task(self._expire_approvals()))
@@ -386,7 +416,17 @@ class Paramedic:
             if close is not None:
                 with contextlib.suppress(Exception):
                     await close()
+        await self._drain_connections()
         self.db.dispose()
+
+    async def _drain_connections(self, limit: float = 5.0) -> None:
+        """Let database calls already running in threads finish before the pool is disposed, so
+        no connection is left to the garbage collector (cancelling a task does not stop its thread)."""
+        pool = self.db.engine.pool
+        checked_out = getattr(pool, "checkedout", None)
+        deadline = time.monotonic() + limit
+        while checked_out is not None and checked_out() > 0 and time.monotonic() < deadline:  # noqa: ASYNC110 - the pool offers no event
+            await asyncio.sleep(0.05)
 
     # ---- operator commands --------------------------------------------------------------------
     async def reset_breaker(self, runbook: str, *, actor: str) -> int:

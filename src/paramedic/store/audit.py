@@ -7,12 +7,20 @@ from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from paramedic.core.audit import GENESIS, StoredEntry, canonical, chain_hash, redact
 from paramedic.store.tables import audit, audit_head
+
+# Built once: every action writes several entries, and building a statement with .values(...)
+# costs several times more than executing a prebuilt one with parameters (~570 µs → ~160 µs
+# per entry on SQLite).
+_HEAD = select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
+_HEAD_LOCKED = _HEAD.with_for_update()
+_INSERT = audit.insert()
+_ADVANCE = update(audit_head).where(audit_head.c.id == 1).values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
 
 
 def append(
@@ -26,9 +34,7 @@ def append(
     data: Mapping[str, Any] | None = None,
 ) -> int:
     """Append one entry, redacted, chained to the current head. Returns its sequence number."""
-    head_q = select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
-    if conn.dialect.name == "postgresql":
-        head_q = head_q.with_for_update()
+    head_q = _HEAD_LOCKED if conn.dialect.name == "postgresql" else _HEAD
     head = conn.execute(head_q).first()
     if head is None:
         ins = (pg_insert if conn.dialect.name == "postgresql" else sqlite_insert)(audit_head)
@@ -40,19 +46,20 @@ def append(
     body = canonical(seq=seq, at=at, kind=kind, actor=actor, incident_id=incident_id, run_id=run_id, data=clean)
     digest = chain_hash(prev_hash, body)
     conn.execute(
-        audit.insert().values(
-            seq=seq,
-            at=at,
-            kind=kind,
-            actor=actor,
-            incident_id=incident_id,
-            run_id=run_id,
-            data=json.dumps(clean, sort_keys=True, ensure_ascii=False),
-            prev_hash=prev_hash,
-            hash=digest,
-        )
+        _INSERT,
+        {
+            "seq": seq,
+            "at": at,
+            "kind": kind,
+            "actor": actor,
+            "incident_id": incident_id,
+            "run_id": run_id,
+            "data": json.dumps(clean, sort_keys=True, ensure_ascii=False),
+            "prev_hash": prev_hash,
+            "hash": digest,
+        },
     )
-    conn.execute(update(audit_head).where(audit_head.c.id == 1).values(seq=seq, hash=digest))
+    conn.execute(_ADVANCE, {"new_seq": seq, "new_hash": digest})
     return seq
 
 

@@ -2,7 +2,14 @@
 
 SQLite write transactions start with ``BEGIN IMMEDIATE`` so a read-then-write never deadlocks on
 lock upgrade; ``read()`` transactions start deferred and run beside writers under WAL.
-Connection failures surface as ``StoreUnavailable`` so the API can answer 503.
+Connection failures surface as ``StoreUnavailable`` so the API can answer 503: a refused or
+dropped connection (``OperationalError``), a connection the pool invalidated, and a pool with no
+connection free within its timeout (a stalled or overloaded database).
+
+On PostgreSQL every session gets ``idle_in_transaction_session_timeout``: a replica cut off from the
+database in the middle of a transaction would otherwise keep its locks, among them the advisory
+lock that orders audited writes, until the server noticed the dead peer (hours, with default TCP
+keepalives), and every other replica's writes would wait for it.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.pool import NullPool, StaticPool
 
 from paramedic.core.errors import ConfigError, StoreUnavailable
@@ -24,7 +32,10 @@ T = TypeVar("T")
 WRITE_LOCK = 0x70A2A3EE  # the advisory lock that orders paramedic's audited writes on PostgreSQL
 
 
-def make_engine(url: str, *, pool_size: int = 10) -> Engine:
+IDLE_IN_TRANSACTION = 10.0  # seconds; paramedic's transactions never wait on anything outside the database
+
+
+def make_engine(url: str, *, pool_size: int = 10, idle_in_transaction: float = IDLE_IN_TRANSACTION) -> Engine:
     """Create an engine for ``url`` with paramedic's connection settings."""
     if url.startswith("sqlite"):
         pool: dict[str, Any] = (
@@ -55,7 +66,7 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
 
         return engine
     if url.startswith("postgresql"):
-        return create_engine(
+        engine = create_engine(
             url,
             pool_size=pool_size,
             max_overflow=pool_size,
@@ -63,6 +74,16 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
             pool_timeout=5,
             connect_args={"connect_timeout": 5},
         )
+        limit_ms = max(1, round(idle_in_transaction * 1000))
+
+        @event.listens_for(engine, "connect")
+        def _session(dbapi_conn: Any, _record: Any) -> None:
+            # A SET, not the `options` connect argument: that would replace the URL's own options.
+            with dbapi_conn.cursor() as cur:
+                cur.execute(f"SET idle_in_transaction_session_timeout = {limit_ms}")
+            dbapi_conn.commit()
+
+        return engine
     raise ConfigError(f"database {url!r}: use sqlite:///FILE or postgresql+psycopg://USER@HOST/DB")
 
 
@@ -91,25 +112,15 @@ class Database:
         advisory lock, so every transaction that may append to the audit chain (which is one
         sequence) takes its locks in the same order: no deadlock between row locks and the
         chain's head. Pass ``serial=False`` only for writes that never touch the audit trail."""
-        try:
-            with self._write_lock, self.engine.begin() as conn:
-                if serial and self.is_postgres:
-                    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": WRITE_LOCK})
-                yield conn
-        except OperationalError as exc:
-            raise StoreUnavailable(f"the database is unavailable: {_short(exc)}") from exc
-        except DBAPIError as exc:
-            if exc.connection_invalidated:
-                raise StoreUnavailable(f"the database connection was lost: {_short(exc)}") from exc
-            raise
+        with _unavailable(), self._write_lock, self.engine.begin() as conn:
+            if serial and self.is_postgres:
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": WRITE_LOCK})
+            yield conn
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        try:
-            with self.engine.connect().execution_options(paramedic_read=True) as conn, conn.begin():
-                yield conn
-        except OperationalError as exc:
-            raise StoreUnavailable(f"the database is unavailable: {_short(exc)}") from exc
+        with _unavailable(), self.engine.connect().execution_options(paramedic_read=True) as conn, conn.begin():
+            yield conn
 
     def retrying(self, fn: Callable[[], T], *, attempts: int = 3, delay: float = 0.2) -> T:
         """Run ``fn`` again after a transient failure, a bounded number of times."""
@@ -124,6 +135,21 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+@contextmanager
+def _unavailable() -> Iterator[None]:
+    """Translate the driver's and the pool's 'cannot reach the database now' into ``StoreUnavailable``."""
+    try:
+        yield
+    except OperationalError as exc:
+        raise StoreUnavailable(f"the database is unavailable: {_short(exc)}") from exc
+    except PoolTimeout as exc:
+        raise StoreUnavailable(f"no database connection came free in time: {_short(exc)}") from exc
+    except DBAPIError as exc:
+        if exc.connection_invalidated:
+            raise StoreUnavailable(f"the database connection was lost: {_short(exc)}") from exc
+        raise
 
 
 def _short(exc: Exception) -> str:

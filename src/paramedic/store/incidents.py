@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, select, update
+from sqlalchemy import Connection, and_, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -42,27 +42,43 @@ def _open_key(alert: Alert) -> str:
     return f"{alert.source}|{alert.fingerprint}"[:200]
 
 
-def _insert(conn: Connection, table: Any) -> Any:
-    return (pg_insert if conn.dialect.name == "postgresql" else sqlite_insert)(table)
+# The ingest transaction's statements, built once and executed with parameters: building a
+# statement per alert (``.values(...)``, comparisons with literals) cost several times more than
+# running it, and capped ingest at a few hundred alerts per second.
+_OPEN_EPISODE = select(incidents.c.id, incidents.c.starts_at).where(incidents.c.open_key == bindparam("key"))
+_OPEN_EPISODE_LOCKED = _OPEN_EPISODE.with_for_update()
+_SEEN = select(incidents.c.id).where(
+    and_(
+        incidents.c.source == bindparam("source"),
+        incidents.c.fingerprint == bindparam("fingerprint"),
+        incidents.c.starts_at == bindparam("starts_at"),
+    )
+)
+_REPEATED = (
+    update(incidents)
+    .where(incidents.c.id == bindparam("incident_id"))
+    .values(deliveries=incidents.c.deliveries + 1, last_seen_at=bindparam("seen_at"))
+)
+_INSERT_INCIDENT = {
+    "postgresql": pg_insert(incidents).on_conflict_do_nothing().returning(incidents.c.id),
+    "sqlite": sqlite_insert(incidents).on_conflict_do_nothing().returning(incidents.c.id),
+}
+_INSERT_RUN = runs.insert().returning(runs.c.id)
 
 
 def _open_episode(conn: Connection, key: str) -> Episode | None:
-    q = select(incidents.c.id, incidents.c.starts_at).where(incidents.c.open_key == key)
-    if conn.dialect.name == "postgresql":
-        q = q.with_for_update()
-    row = conn.execute(q).first()
+    q = _OPEN_EPISODE_LOCKED if conn.dialect.name == "postgresql" else _OPEN_EPISODE
+    row = conn.execute(q, {"key": key}).first()
     return None if row is None else Episode(int(row.id), row.starts_at, True)
 
 
 def _seen(conn: Connection, alert: Alert) -> bool:
-    q = select(incidents.c.id).where(
-        and_(
-            incidents.c.source == alert.source,
-            incidents.c.fingerprint == alert.fingerprint,
-            incidents.c.starts_at == alert.starts_at,
-        )
-    )
-    return conn.execute(q).first() is not None
+    params = {"source": alert.source, "fingerprint": alert.fingerprint, "starts_at": alert.starts_at}
+    return conn.execute(_SEEN, params).first() is not None
+
+
+def _repeated(conn: Connection, incident_id: int, *, now: datetime) -> None:
+    conn.execute(_REPEATED, {"incident_id": incident_id, "seen_at": now})
 
 
 def record(
@@ -79,11 +95,7 @@ def record(
     delivery = decide(alert, open_episode=episode, same_start_seen=episode is None and _seen(conn, alert))
 
     if delivery is Delivery.UPDATED and episode is not None:
-        conn.execute(
-            update(incidents)
-            .where(incidents.c.id == episode.incident_id)
-            .values(deliveries=incidents.c.deliveries + 1, last_seen_at=now)
-        )
+        _repeated(conn, episode.incident_id, now=now)
         return IngestResult(alert.fingerprint, delivery, episode.incident_id)
     if delivery is Delivery.RESOLVED and episode is not None:
         resolve(
@@ -116,17 +128,12 @@ def record(
         last_seen_at=now,
         generator_url=alert.generator_url,
     )
-    stmt = _insert(conn, incidents).values(**values).on_conflict_do_nothing().returning(incidents.c.id)
-    inserted = conn.execute(stmt).first()
+    inserted = conn.execute(_INSERT_INCIDENT[conn.dialect.name], values).first()
     if inserted is None:  # a concurrent replica opened it first: this delivery is a repeat
         again = _open_episode(conn, key)
         if again is None:
             return IngestResult(alert.fingerprint, Delivery.LATE, None)
-        conn.execute(
-            update(incidents)
-            .where(incidents.c.id == again.incident_id)
-            .values(deliveries=incidents.c.deliveries + 1, last_seen_at=now)
-        )
+        _repeated(conn, again.incident_id, now=now)
         return IngestResult(alert.fingerprint, Delivery.UPDATED, again.incident_id)
     incident_id = int(inserted.id)
     audit.append(
@@ -148,7 +155,28 @@ def record(
         escalate(conn, incident_id, now=now, reason="no runbook matches this alert: a human has to look")
     elif seeds and all(s.plan is None for s in seeds):
         escalate(conn, incident_id, now=now, reason="; ".join(s.error for s in seeds))
+    elif seeds and not any(_acts(s) for s in seeds):
+        # Matching is not handling: with only observe-mode or evidence-only runbooks, a human decides.
+        escalate(
+            conn,
+            incident_id,
+            now=now,
+            reason="no runbook will act on this alert: " + "; ".join(_why_not(s) for s in seeds),
+        )
     return IngestResult(alert.fingerprint, delivery, incident_id, [r for r in run_ids if r])
+
+
+def _acts(seed: RunSeed) -> bool:
+    """Whether this runbook will act: it has steps and runs them (auto) or asks a human (approve)."""
+    return seed.plan is not None and bool(seed.plan.steps) and seed.mode is not Mode.OBSERVE
+
+
+def _why_not(seed: RunSeed) -> str:
+    if seed.plan is None:
+        return seed.error
+    if not seed.plan.steps:
+        return f"{seed.runbook} only gathers evidence"
+    return f"{seed.runbook} is in observe mode (its plan is recorded as a suggestion)"
 
 
 def _create_run(conn: Connection, incident_id: int, seed: RunSeed, *, now: datetime) -> int | None:
@@ -163,27 +191,27 @@ def _create_run(conn: Connection, incident_id: int, seed: RunSeed, *, now: datet
         return None
     status = {Mode.AUTO: "pending", Mode.APPROVE: "awaiting_approval", Mode.OBSERVE: "observed"}[seed.mode]
     plan = seed.plan
+    digest = plan.digest
     row = conn.execute(
-        runs.insert()
-        .values(
-            incident_id=incident_id,
-            runbook=seed.runbook,
-            mode=seed.mode,
-            status=status,
-            plan=plan.to_json(),
-            plan_digest=plan.digest,
-            target=plan.target,
-            service=plan.service,
-            current_step=0,
-            phase="steps",
-            attempts=0,
-            reason="",
-            created_at=now,
-            updated_at=now,
-            approval_expires_at=now + seed.approval_timeout if seed.mode is Mode.APPROVE else None,
-            finished_at=now if seed.mode is Mode.OBSERVE else None,
-        )
-        .returning(runs.c.id)
+        _INSERT_RUN,
+        {
+            "incident_id": incident_id,
+            "runbook": seed.runbook,
+            "mode": seed.mode,
+            "status": status,
+            "plan": plan.to_json(),
+            "plan_digest": digest,
+            "target": plan.target,
+            "service": plan.service,
+            "current_step": 0,
+            "phase": "steps",
+            "attempts": 0,
+            "reason": "",
+            "created_at": now,
+            "updated_at": now,
+            "approval_expires_at": now + seed.approval_timeout if seed.mode is Mode.APPROVE else None,
+            "finished_at": now if seed.mode is Mode.OBSERVE else None,
+        },
     ).one()
     run_id = int(row.id)
     audit.append(
@@ -197,7 +225,7 @@ def _create_run(conn: Connection, incident_id: int, seed: RunSeed, *, now: datet
             "mode": str(seed.mode),
             "status": status,
             "target": plan.target,
-            "plan_digest": plan.digest,
+            "plan_digest": digest,
             "steps": [{"action": s.action, "args": dict(s.args)} for s in plan.steps],
         },
     )

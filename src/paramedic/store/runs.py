@@ -72,6 +72,17 @@ def heartbeat(conn: Connection, run_id: int, *, owner: str, now: datetime, lease
     return res.rowcount == 1
 
 
+def owned(conn: Connection, run_id: int, *, owner: str) -> bool:
+    """Whether ``owner`` still holds the run's lease (the fence every worker write checks first).
+    On PostgreSQL the row stays locked until the caller's transaction ends, so a claim cannot take
+    the run over between this check and the write it guards."""
+    q = select(runs.c.lease_owner).where(and_(runs.c.id == run_id, runs.c.status == "running"))
+    if conn.dialect.name == "postgresql":
+        q = q.with_for_update()
+    row = conn.execute(q).first()
+    return row is not None and row.lease_owner == owner
+
+
 def get(conn: Connection, run_id: int) -> RunRow | None:
     row = conn.execute(select(runs).where(runs.c.id == run_id)).first()
     return None if row is None else RunRow.of(row)

@@ -1,0 +1,149 @@
+"""Log evidence: the tail of a log file, or of a supervisord program's log over XML-RPC.
+
+Specs::
+
+    - logs: {file: /var/log/web/error.log, lines: 200}
+    - logs: {program: "web:{{ labels.program }}", lines: 200, stream: stdout}
+
+Every line is passed through ``core.audit.redact_text`` (bearer tokens, passwords in URLs,
+``password=…``) and a JSON-style ``"token": "…"`` pass before it is stored or sent anywhere: a log
+tail ends up in Slack and in tickets. A file path must be absolute and may not contain ``..``,
+because a path can be rendered from alert labels. The supervisord connection comes from the
+engine (a factory over ``actions.supervisor.make_proxy`` and ``executors.supervisor``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import xmlrpc.client
+from collections.abc import Callable
+from pathlib import PurePosixPath
+from typing import Any
+
+from paramedic.core.audit import REDACTED, redact_text
+from paramedic.enrich.base import CollectError, EnrichRequest, Evidence, EvidenceStatus, fenced, option_int
+
+ProxyFactory = Callable[[], xmlrpc.client.ServerProxy]
+
+MAX_BYTES = 256 * 1024
+SHOWN = 20  # lines in the markdown body; the evidence data keeps them all
+BAD_NAME, NO_FILE = 10, 20
+_PROGRAM = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@+-]{0,127}(:[A-Za-z0-9][A-Za-z0-9_.@+-]{0,127})?")
+_ERRORS = re.compile(r"(?i)\b(error|exception|traceback|fatal|panic|critical|refused|timed? ?out|killed)\b")
+_KEYED_SECRET = re.compile(
+    r"""(?i)(["']?(?:pass(?:word|wd)?|secret|token|api[_-]?key|authorization)["']?\s*[:=]\s*["']?)([^"'\s,;}]+)"""
+)
+
+
+def redact_line(line: str) -> str:
+    return _KEYED_SECRET.sub(lambda m: m.group(1) + REDACTED, redact_text(line))
+
+
+class LogsCollector:
+    """Tails files and supervisord program logs; at most ``lines`` lines, at most 256 KiB read."""
+
+    kind = "logs"
+
+    def __init__(self, *, supervisor: ProxyFactory | None = None, supervisor_url: str = "") -> None:
+        self._supervisor = supervisor
+        self._supervisor_url = supervisor_url
+
+    def title(self, request: EnrichRequest) -> str:
+        o = request.options
+        what = f"{o['program']} (supervisord)" if o.get("program") else str(o.get("file", "(no file or program)"))
+        return str(o.get("title") or f"Last {o.get('lines', 100)} log lines of {what}")
+
+    async def collect(self, request: EnrichRequest) -> Evidence:
+        o = request.options
+        count = option_int(o, "lines", 100, low=1, high=5000)
+        if bool(o.get("file")) == bool(o.get("program")):
+            raise CollectError("a logs spec takes exactly one of file (a path) or program (a supervisord name)")
+        if o.get("file"):
+            path = _check_path(str(o["file"]))
+            text, source = await asyncio.to_thread(_tail_file, path, count), path
+        else:
+            name = str(o["program"])
+            if not _PROGRAM.fullmatch(name):
+                raise CollectError(f"{name!r} is not a supervisord process name")
+            stream = str(o.get("stream", "stdout"))
+            if stream not in ("stdout", "stderr"):
+                raise CollectError("stream must be stdout or stderr")
+            text = await asyncio.to_thread(self._tail_program, name, stream)
+            source = f"supervisord {name} {stream}"
+        lines = [redact_line(line) for line in text.splitlines()[-count:]]
+        errors = [line for line in lines if _ERRORS.search(line)]
+        data: dict[str, Any] = {"source": source, "lines": lines, "error_lines": len(errors)}
+        if not lines:
+            return Evidence("logs", self.title(request), EvidenceStatus.OK, f"{source} is empty.", data)
+        count_text = f"{len(lines)} line{'s' if len(lines) != 1 else ''}"
+        if errors:
+            look = "looks" if len(errors) == 1 else "look"
+            head = f"{count_text}, {len(errors)} {look} like errors; last: `{_inline(errors[-1])}`"
+        else:
+            head = f"{count_text}, none look like errors; last: `{_inline(lines[-1])}`"
+        body = f"{head}\n\n{fenced(lines[-SHOWN:])}"
+        return Evidence("logs", self.title(request), EvidenceStatus.OK, body, data)
+
+    def _tail_program(self, name: str, stream: str) -> str:
+        if self._supervisor is None:
+            raise CollectError("no supervisord is configured (executors.supervisor.url)")
+        try:
+            with self._supervisor() as proxy:
+                call = proxy.supervisor.tailProcessStdoutLog
+                if stream == "stderr":
+                    call = proxy.supervisor.tailProcessStderrLog
+                result: Any = call(name, 0, MAX_BYTES)
+        except xmlrpc.client.Fault as fault:
+            if fault.faultCode == BAD_NAME:
+                raise CollectError(f"supervisord has no process {name!r}") from None
+            if fault.faultCode == NO_FILE:
+                raise CollectError(f"{name} has no {stream} log file (stdout_logfile is NONE?)") from None
+            raise CollectError(f"supervisord refused to tail {name}: {fault.faultString}") from None
+        except (OSError, xmlrpc.client.ProtocolError) as exc:
+            where = f" at {self._supervisor_url}" if self._supervisor_url else ""
+            raise CollectError(f"cannot reach supervisord{where}: {exc}") from None
+        text = str(result[0]) if isinstance(result, list) and result else ""
+        if isinstance(result, list) and len(result) > 2 and result[2] and "\n" in text:
+            text = text.split("\n", 1)[1]  # the first line was cut by the byte limit
+        return text
+
+
+def _check_path(raw: str) -> str:
+    path = PurePosixPath(raw)
+    if not path.is_absolute() or ".." in path.parts:
+        raise CollectError(f"log file {raw!r} must be an absolute path without '..'")
+    return str(path)
+
+
+def _tail_file(path: str, count: int) -> str:
+    """The last ``count`` lines, reading backwards in blocks, at most ``MAX_BYTES``."""
+    try:
+        with open(path, "rb") as f:
+            if not os.path.isfile(path):
+                raise CollectError(f"{path} is not a regular file")
+            end = f.seek(0, os.SEEK_END)
+            pos, chunks, newlines = end, [], 0
+            while pos > 0 and newlines <= count and end - pos < MAX_BYTES:
+                size = min(8192, pos, MAX_BYTES - (end - pos))
+                pos -= size
+                f.seek(pos)
+                chunk = f.read(size)
+                chunks.append(chunk)
+                newlines += chunk.count(b"\n")
+    except FileNotFoundError:
+        raise CollectError(f"{path} does not exist") from None
+    except PermissionError:
+        raise CollectError(f"paramedic may not read {path}") from None
+    except IsADirectoryError:
+        raise CollectError(f"{path} is a directory") from None
+    data = b"".join(reversed(chunks))
+    if pos > 0 and b"\n" in data:
+        data = data.split(b"\n", 1)[1]  # drop the partial first line
+    return data.decode("utf-8", errors="replace")
+
+
+def _inline(line: str, limit: int = 160) -> str:
+    text = line.strip().replace("`", "'")
+    return text if len(text) <= limit else text[: limit - 1] + "…"

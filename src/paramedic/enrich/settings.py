@@ -1,0 +1,65 @@
+"""How evidence collection is configured, and the shape of a collector spec.
+
+A spec is one mapping ``{kind: {options}}`` — ``{prometheus: {query: …, range: 30m}}`` — in a
+runbook's ``enrich`` list or in ``enrich_defaults``. One ``enrich_defaults`` entry may be
+``{settings: {prometheus_url, budget, timeout}}`` instead: it configures collection rather than
+adding a collector. Parsing is pure; a malformed entry is a ``ConfigError`` naming it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from paramedic.core.durations import parse_duration
+from paramedic.core.errors import ConfigError
+
+
+@dataclass(frozen=True, slots=True)
+class EnrichSettings:
+    """How evidence is collected (from the ``settings`` entry of ``enrich_defaults``)."""
+
+    budget: float = 10.0  # seconds for all collectors of one incident together
+    timeout: float = 5.0  # seconds per collector, unless its spec says ``timeout``
+    prometheus_url: str | None = None
+    defaults: tuple[Mapping[str, Any], ...] = ()  # enrich_defaults as given (settings entries too)
+
+    @classmethod
+    def from_config(cls, entries: Sequence[Mapping[str, Any]]) -> EnrichSettings:
+        """Raises ``ConfigError`` for a malformed entry."""
+        found: dict[str, Any] = {}
+        for i, entry in enumerate(entries):
+            kind, options = split_spec(entry, where=f"enrich_defaults[{i}]")
+            if kind != "settings":
+                continue
+            unknown = set(options) - {"prometheus_url", "budget", "timeout"}
+            if unknown:
+                raise ConfigError(f"enrich_defaults[{i}].settings: unknown key(s) {', '.join(sorted(unknown))}")
+            found.update(options)
+        try:
+            budget = parse_duration(found.get("budget", 10)).total_seconds()
+            timeout = parse_duration(found.get("timeout", 5)).total_seconds()
+        except ValueError as exc:
+            raise ConfigError(f"enrich_defaults settings: {exc}") from None
+        url = found.get("prometheus_url")
+        if url is not None and not str(url).startswith(("http://", "https://")):
+            raise ConfigError("enrich_defaults settings.prometheus_url must be an http(s) URL")
+        return cls(budget, min(timeout, budget), str(url) if url else None, tuple(dict(e) for e in entries))
+
+
+def split_spec(spec: Mapping[str, Any], *, where: str = "enrich") -> tuple[str, Mapping[str, Any]]:
+    """``{kind: {options}}`` → (kind, options); ``ConfigError`` for any other shape."""
+    if not isinstance(spec, Mapping) or len(spec) != 1:
+        raise ConfigError(f"{where}: each entry is one mapping like {{prometheus: {{query: ...}}}}")
+    ((kind, options),) = spec.items()
+    if options is None:
+        options = {}
+    if not isinstance(options, Mapping):
+        raise ConfigError(f"{where}.{kind}: options must be a mapping")
+    return str(kind), options
+
+
+def spec_key(kind: str, options: Mapping[str, Any]) -> str:
+    return json.dumps({kind: options}, sort_keys=True, default=str)
