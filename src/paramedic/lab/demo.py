@@ -39,15 +39,7 @@ from paramedic.store import incidents as inc_repo
 from paramedic.store import runs as runs_repo
 from paramedic.store.rows import IncidentRow
 
-RUNBOOKS = """\
-apiVersion: paramedic/v1
-runbooks:
-  - name: restart-unhealthy-instance
-    owner: team-web
-    description: An instance stops answering its health check; restart it under supervisord.
-    match: {alertname: InstanceUnhealthy, labels: {service: web}}
-    target: "{{ labels.instance }}"
-    mode: auto
+_STEPS = """
     guardrails:
       rate_limit: {max: 3, per: 10m, scope: target}
       blast_radius: {scope: [service], max_concurrent: 1, max_fraction: 0.67, min_healthy: 1}
@@ -62,6 +54,27 @@ runbooks:
       program: {pattern: '^web:web-[0-9]{1,2}$'}
       instance: {pattern: '^127\\.0\\.0\\.1:[0-9]{2,5}$'}
 """
+
+RUNBOOKS = (
+    """\
+apiVersion: paramedic/v1
+runbooks:
+  - name: restart-unhealthy-instance
+    owner: team-web
+    description: An instance stops answering its health check; restart it under supervisord.
+    match: {alertname: InstanceUnhealthy, labels: {service: web, program: "!web:web-3"}}
+    target: "{{ labels.instance }}"
+    mode: auto"""
+    + _STEPS
+    + """\
+  - name: restart-with-approval
+    owner: team-web
+    description: The same remedy for web-3, which has not earned automation yet; a human approves.
+    match: {alertname: InstanceUnhealthy, labels: {service: web, program: "web:web-3"}}
+    target: "{{ labels.instance }}"
+    mode: approve"""
+    + _STEPS
+)
 
 PHASE_LIMIT = 45.0
 
@@ -332,6 +345,7 @@ async def _demo(console: Console, *, ui: bool, port: int, work: Path, workdir_ke
             "unknown alert, each escalated with its evidence instead of guessed at."
         )
         if ui:
+            await _hang_for_approval(harness, console, port)
             console.print(f"[bold]web UI: http://127.0.0.1:{port}/[/] — Ctrl-C to stop")
             await asyncio.Event().wait()
         return 0 if ok else 1
@@ -342,6 +356,19 @@ async def _demo(console: Console, *, ui: bool, port: int, work: Path, workdir_ke
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await asyncio.wait_for(server_task, 10)
         await asyncio.to_thread(harness.stop)
+
+
+async def _hang_for_approval(harness: SupervisorHarness, console: Console, port: int) -> None:
+    """With --ui: web-3 hangs, and its runbook waits for a human to approve the restart in the UI."""
+    program, p3 = list(harness.instances.items())[2]
+    async with httpx.AsyncClient() as http:
+        with contextlib.suppress(httpx.HTTPError):
+            await http.post(f"http://127.0.0.1:{p3}/fault/hang", timeout=1)
+    console.print(
+        f"\n[bold]Your turn:[/] {program.split(':')[1]} (127.0.0.1:{p3}) now hangs too. Its runbook "
+        "restart-with-approval has not earned automation, so it waits for you: open "
+        f"http://127.0.0.1:{port}/ , open the incident and press Approve, then watch it resolve."
+    )
 
 
 def _log_to(path: Path) -> None:
