@@ -35,5 +35,8 @@ imports: $(STAMP)
 bench: $(STAMP)           ## benchmarks; results go to docs/benchmarks.md
 	$(PY) -m bench.run
 
+lab: $(STAMP)             ## every lab scenario on the real stack, with baselines; table + chart in docs/lab
+	$(VENV)/bin/paramedic lab all --baseline --out docs/lab
+
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build *.egg-info

@@ -179,3 +179,17 @@ def test_pause_stops_actions(make_server: Callable[..., Server], tmp_path: Path)
     assert run["status"] == "refused"
     assert run["reason"].startswith("paused")
     assert not marker.exists()
+
+
+def test_paused_in_the_config_pauses_automation(make_server: Callable[..., Server], tmp_path: Path) -> None:
+    from paramedic.core.config import Automation
+
+    marker = tmp_path / "fixed"
+    srv = make_server(runbook(tmp_path, steps=touch(marker), verify=exists(marker)), automation=Automation(paused=True))
+    with srv.client() as c:
+        assert c.get("/api/v1/automation").json() == {"paused": True}
+        i = fire(c)
+        srv.wait(settled(i, "escalated"))
+        run = incident(c, i)["runs"][0]
+    assert run["reason"].startswith("paused")
+    assert not marker.exists()

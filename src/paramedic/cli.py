@@ -547,5 +547,35 @@ def demo(ui: bool, port: int, workdir: str | None) -> None:
     sys.exit(code)
 
 
+# ---- lab --------------------------------------------------------------------------------------
+@main.command()
+@click.argument("scenario")
+@click.option("--baseline", is_flag=True, help="also run each scenario without automation (and supervisord's own)")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="write mttr.md, mttr.png, results.json here")
+@friendly
+def lab(scenario: str, baseline: bool, out_dir: str | None) -> None:
+    """Run a lab scenario (or `all`) on real Prometheus, Alertmanager, HAProxy and supervisord.
+
+    \b
+    Scenarios: hung, crashloop, leak, bad-release, overload, unhealthy, flapping, unknown, worse.
+    Each starts its own stack on loopback, injects its fault, measures detect, mitigate and
+    recover, and stops everything again. Exit 1 when an outcome was not the expected one.
+    """
+    from paramedic.lab import scenarios
+    from paramedic.lab.lab_report import run_lab
+
+    if scenario == "all":
+        which = list(scenarios.SCENARIOS)
+    elif scenario in scenarios.BY_KEY:
+        which = [scenarios.BY_KEY[scenario]]
+    else:
+        fail(f"unknown scenario {scenario!r}; choose one of: all, {', '.join(scenarios.BY_KEY)}")
+    command = " ".join(
+        ["paramedic lab", scenario, *(["--baseline"] if baseline else []), *(["--out", out_dir] if out_dir else [])]
+    )
+    code = run_lab(out, which=which, baseline=baseline, out=Path(out_dir) if out_dir else None, command=command)
+    sys.exit(code)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -355,6 +355,8 @@ class Paramedic:
     async def start(self) -> None:
         self._work = asyncio.Semaphore(0)
         self._tokens = 0
+        if self.config.automation.paused:  # the config says paused: pause before any worker starts
+            await self.set_paused(True, actor="config", reason="automation.paused is true in the config")
         # Every database call runs in a thread; the default pool (cores + 4) is far too small for
         # concurrent webhooks plus workers.
         asyncio.get_running_loop().set_default_executor(
