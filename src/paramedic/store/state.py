@@ -87,8 +87,8 @@ def all_trust(conn: Connection) -> dict[str, Any]:
     return {r.runbook: r for r in conn.execute(select(trust))}
 
 
-def record_outcome(conn: Connection, runbook: str, *, ok: bool, now: datetime, failure: str = "") -> Any:
-    """Count one finished run toward the runbook's trust figures; returns the new row."""
+def _ensure_trust_row(conn: Connection, runbook: str, *, now: datetime) -> None:
+    """A runbook's trust row, created with zero figures the first time it is needed."""
     if trust_row(conn, runbook) is None:
         conn.execute(
             _ins(conn, trust)
@@ -104,6 +104,11 @@ def record_outcome(conn: Connection, runbook: str, *, ok: bool, now: datetime, f
             )
             .on_conflict_do_nothing()
         )
+
+
+def record_outcome(conn: Connection, runbook: str, *, ok: bool, now: datetime, failure: str = "") -> Any:
+    """Count one finished run toward the runbook's trust figures; returns the new row."""
+    _ensure_trust_row(conn, runbook, now=now)
     values: dict[str, Any] = {
         "runs": trust.c.runs + 1,
         "runs_at_mode": trust.c.runs_at_mode + 1,
@@ -118,21 +123,7 @@ def record_outcome(conn: Connection, runbook: str, *, ok: bool, now: datetime, f
 
 
 def set_mode(conn: Connection, runbook: str, mode: str, *, now: datetime, by: str, reason: str) -> None:
-    if trust_row(conn, runbook) is None:
-        conn.execute(
-            _ins(conn, trust)
-            .values(
-                runbook=runbook,
-                runs=0,
-                successes=0,
-                failures=0,
-                runs_at_mode=0,
-                successes_at_mode=0,
-                last_failure="",
-                updated_at=now,
-            )
-            .on_conflict_do_nothing()
-        )
+    _ensure_trust_row(conn, runbook, now=now)
     conn.execute(
         update(trust)
         .where(trust.c.runbook == runbook)
