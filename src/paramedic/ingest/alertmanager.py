@@ -6,9 +6,10 @@ The payload is typed at the edge and converted once. Alertmanager sends ``endsAt
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, NotRequired, TypedDict
 
-from paramedic.core.alerts import Alert, AlertStatus, Source
+from paramedic.core.alerts import Alert, AlertStatus, Source, fingerprint_of
 from paramedic.core.errors import PayloadError
 from paramedic.ingest.common import (
     MAX_ALERTS,
@@ -40,16 +41,22 @@ class AMWebhook(TypedDict):
 
 def parse(payload: Any) -> list[Alert]:
     """Parse one webhook body; raise ``PayloadError`` naming the first bad field."""
+    return parse_shaped(payload, source=Source.ALERTMANAGER, version="4")
+
+
+def parse_shaped(
+    payload: Any, *, source: str, version: str, product: str = "", extra_annotations: Mapping[str, str] | None = None
+) -> list[Alert]:
+    """Any Alertmanager-shaped body (Alertmanager's own, Grafana's): ``version`` is the one expected;
+    ``extra_annotations`` maps per-alert fields kept as annotations unless the rule set them."""
     body = expect_mapping(payload, "body")
-    version = str(body.get("version", "4"))
-    if version != "4":
-        raise PayloadError(f"webhook version {version!r} is not supported (expected 4)", field="version")
+    got = str(body.get("version", version))
+    if got != version:
+        raise PayloadError(f"{product}webhook version {got!r} is not supported (expected {version})", field="version")
     group_key = text(body.get("groupKey", ""), "groupKey", limit=4096)
     alerts = expect_list(body.get("alerts"), "alerts")
     if len(alerts) > MAX_ALERTS:
         raise PayloadError(f"{len(alerts)} alerts in one body, over {MAX_ALERTS}", field="alerts")
-    from paramedic.core.alerts import fingerprint_of
-
     out: list[Alert] = []
     for i, raw in enumerate(alerts):
         where = f"alerts[{i}]"
@@ -61,19 +68,24 @@ def parse(payload: Any) -> list[Alert]:
         status = text(a.get("status"), f"{where}.status")
         if status not in ("firing", "resolved"):
             raise PayloadError(f"status must be firing or resolved, not {status!r}", field=f"{where}.status")
+        annotations = string_map(a.get("annotations", {}), f"{where}.annotations")
+        for key, ann in (extra_annotations or {}).items():
+            value = a.get(key)
+            if value:
+                annotations.setdefault(ann, text(value, f"{where}.{key}"))
         ends = a.get("endsAt")
         ends_at = None if not ends or str(ends).startswith("0001-") else parse_time(ends, f"{where}.endsAt")
         fp = text(a.get("fingerprint") or fingerprint_of(name, labels), f"{where}.fingerprint", limit=128)
         out.append(
             Alert(
-                source=Source.ALERTMANAGER,
+                source=source,
                 fingerprint=fp,
                 name=name,
                 status=AlertStatus(status),
                 starts_at=parse_time(a.get("startsAt"), f"{where}.startsAt"),
                 ends_at=ends_at,
                 labels=labels,
-                annotations=string_map(a.get("annotations", {}), f"{where}.annotations"),
+                annotations=annotations,
                 group_key=group_key,
                 generator_url=text(a.get("generatorURL", ""), f"{where}.generatorURL", limit=4096),
             )
