@@ -437,7 +437,7 @@ def build(*, config: Config, registry: ExecutorRegistry, db: Database, clock: Cl
 
     async def read_changes(service: str, since: datetime, until: datetime) -> list[Change]:
         return await asyncio.to_thread(
-            functools.partial(_changes_of, db=db, registry=registry, service=service, since=since, until=until)
+            functools.partial(change_feed, db=db, registry=registry, service=service, since=since, until=until)
         )
 
     async def read_state(action: str, args: Mapping[str, Any]) -> TargetReading:
@@ -457,9 +457,10 @@ def build(*, config: Config, registry: ExecutorRegistry, db: Database, clock: Cl
     return Enricher(db=db, clock=clock, collectors=collectors, settings=opts)
 
 
-def _changes_of(
+def change_feed(
     *, db: Database, registry: ExecutorRegistry, service: str, since: datetime, until: datetime
 ) -> list[Change]:
+    """The change feed: the ``changes`` table (``POST /api/v1/changes``) and release history."""
     q = select(changes).where(and_(changes.c.at >= since, changes.c.at <= until))
     if service:
         q = q.where(changes.c.service == service)

@@ -21,7 +21,6 @@ from datetime import datetime, timedelta
 from typing import Any, Literal, NoReturn, TypeVar, overload
 
 from pydantic import ValidationError
-from sqlalchemy import and_, select
 
 from paramedic.actions.registry import ExecutorRegistry, check_args
 from paramedic.core.alerts import Alert
@@ -30,8 +29,8 @@ from paramedic.core.errors import ActionError, ParamedicError, TemplateError
 from paramedic.core.plan import PlannedStep
 from paramedic.core.runbooks import Param, Runbook, Verify
 from paramedic.core.templating import _CONTROL, DEFAULT_PARAM, MAX_RENDERED, LabelView, check_value
+from paramedic.engine.enrichment import change_feed
 from paramedic.store.db import Database
-from paramedic.store.tables import changes as changes_table
 
 log = logging.getLogger("paramedic.runbook")
 
@@ -118,27 +117,8 @@ def changes_from_db(db: Database, registry: ExecutorRegistry) -> ChangeSource:
     release executor's history."""
 
     def read(service: str, since: datetime, until: datetime) -> list[Change]:
-        q = select(changes_table).where(and_(changes_table.c.at >= since, changes_table.c.at <= until))
-        if service:
-            q = q.where(changes_table.c.service == service)
-        with db.read() as conn:
-            rows = conn.execute(q.order_by(changes_table.c.at.desc()).limit(200)).all()
-        out = [Change(r.at, r.service, r.kind, r.version, r.description, r.actor) for r in rows]
-        for ex in registry.executors():
-            history = getattr(ex, "history", None)
-            if history is None:
-                continue
-            try:
-                records = history()
-            except ActionError as exc:  # a broken history file must not hide the changes table
-                log.warning("release history unavailable: %s", exc)
-                continue
-            out.extend(
-                Change(rec.at, rec.app, rec.action, rec.version, f"status {rec.status}", "paramedic")
-                for rec in records
-                if since <= rec.at <= until and (not service or rec.app == service)
-            )
-        return out
+        rows = change_feed(db=db, registry=registry, service=service, since=since, until=until)
+        return [Change(c.at, c.service, c.kind, c.version, c.description, c.actor) for c in rows]
 
     async def source(service: str, since: datetime, until: datetime) -> Sequence[Change]:
         return await asyncio.to_thread(read, service, since, until)
