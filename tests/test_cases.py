@@ -14,8 +14,8 @@ import pytest
 from click.testing import CliRunner
 
 from paramedic.cli import main
-from paramedic.engine.cases import run_case, skeleton_for
-from paramedic.engine.dryrun import DryRun
+from paramedic.testing.cases import run_case, skeleton_for
+from paramedic.testing.dryrun import DryRun
 from tests.support import FIXTURES
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "runbooks"

@@ -30,8 +30,8 @@ from kubernetes import client as k8s
 
 from paramedic.actions.kubernetes import KubernetesExecutor
 from paramedic.actions.registry import build_registry
-from paramedic.engine import runbooks as rb_loader
 from paramedic.engine.settings import load_config
+from paramedic.runbooks import loading as rb_loader
 from tests.fake_kube import FakeKube
 from tests.test_kubernetes_executor import NOW, _pod, req, seed
 

@@ -11,8 +11,8 @@ from click.testing import CliRunner
 
 from paramedic.actions.registry import build_registry
 from paramedic.cli import main
-from paramedic.engine import runbooks as loader
-from paramedic.engine.cases import find_cases, load_case
+from paramedic.runbooks import loading as loader
+from paramedic.testing.cases import find_cases, load_case
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "runbooks"
 FILES = sorted(loader.runbook_files([EXAMPLES])[0])

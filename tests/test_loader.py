@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from paramedic.actions.registry import build_registry
 from paramedic.core.loader import lint_runbook, parse_runbooks
-from paramedic.engine.runbooks import check_actions
+from paramedic.runbooks.loading import check_actions
 
 GOOD = """\
 apiVersion: paramedic/v1

@@ -16,9 +16,8 @@ from paramedic.core.errors import TemplateError
 from paramedic.core.loader import Problem
 from paramedic.core.plan import build_plan
 from paramedic.core.runbooks import Runbook
-from paramedic.engine import runbooks as loader
-from paramedic.engine.pyloader import load_file
-from paramedic.engine.pyrunbooks import (
+from paramedic.runbooks import loading as loader
+from paramedic.runbooks.dsl import (
     Change,
     Escalation,
     PlanningError,
@@ -27,6 +26,7 @@ from paramedic.engine.pyrunbooks import (
     plan_for,
     record,
 )
+from paramedic.runbooks.pyloader import load_file
 
 NOW = datetime(2024, 5, 14, 12, 0, tzinfo=UTC)
 REGISTRY = build_registry({})

@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from paramedic.cli import main
-from paramedic.engine.recorder import Recorder, Saved
+from paramedic.testing.recorder import Recorder, Saved
 from tests.support import FIXTURES, free_port
 
 AM = (FIXTURES / "alertmanager-0.25-firing.json").read_bytes()

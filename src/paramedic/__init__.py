@@ -12,13 +12,13 @@ __version__ = "0.1.0"
 __all__ = ["Context", "__version__", "runbook"]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from paramedic.engine.pyrunbooks import Context, runbook
+    from paramedic.runbooks.dsl import Context, runbook
 
 
 def __getattr__(name: str) -> Any:
     # Imported lazily so that ``import paramedic.core`` stays light and free of engine imports.
     if name in {"runbook", "Context"}:
-        from paramedic.engine import pyrunbooks
+        from paramedic.runbooks import dsl as pyrunbooks
 
         return getattr(pyrunbooks, name)
     raise AttributeError(name)

@@ -18,7 +18,7 @@ from sqlalchemy import Connection, select
 from paramedic.api import views
 from paramedic.core.breaker import BreakerStatus
 from paramedic.engine import guard
-from paramedic.engine.runbooks import RunbookSet
+from paramedic.runbooks.loading import RunbookSet
 from paramedic.store import incidents as inc_repo
 from paramedic.store import runs as runs_repo
 from paramedic.store import state

@@ -1,6 +1,6 @@
 """Parse runbook YAML with positions, so every problem is reported as file:line:col with a hint.
 
-Pure: it takes text, not a path. ``engine.runbooks`` reads files and adds the checks that need the
+Pure: it takes text, not a path. ``runbooks.loading`` reads files and adds the checks that need the
 executor registry (unknown action names).
 """
 

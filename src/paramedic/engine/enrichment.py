@@ -58,6 +58,8 @@ from paramedic.enrich.metrics import PrometheusCollector
 from paramedic.enrich.settings import EnrichSettings as EnrichSettings  # re-exported for service
 from paramedic.enrich.settings import spec_key, split_spec
 from paramedic.enrich.target import TargetCollector, TargetReading
+from paramedic.runbooks.context import Change as RunbookChange
+from paramedic.runbooks.context import ChangeSource
 from paramedic.store import incidents as inc_repo
 from paramedic.store import outbox
 from paramedic.store import runs as runs_repo
@@ -482,3 +484,17 @@ def change_feed(
                     Change(rec.at, rec.app, rec.action, rec.version, f"status {rec.status}", "paramedic", "release")
                 )
     return out
+
+
+def changes_from_db(db: Database, registry: ExecutorRegistry) -> ChangeSource:
+    """The live change feed a Python runbook reads through ``ctx.changes``: the ``changes`` table
+    (``POST /api/v1/changes`` from CI/CD) and the release executor's history."""
+
+    def read(service: str, since: datetime, until: datetime) -> list[RunbookChange]:
+        rows = change_feed(db=db, registry=registry, service=service, since=since, until=until)
+        return [RunbookChange(c.at, c.service, c.kind, c.version, c.description, c.actor) for c in rows]
+
+    async def source(service: str, since: datetime, until: datetime) -> Sequence[RunbookChange]:
+        return await asyncio.to_thread(read, service, since, until)
+
+    return source

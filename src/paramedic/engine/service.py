@@ -31,8 +31,7 @@ from paramedic.core.freeze import parse_freeze_windows
 from paramedic.core.guardrails import scope_key
 from paramedic.core.incidents import Delivery
 from paramedic.core.runbooks import Mode, Runbook
-from paramedic.engine import enrichment, guard, pyrunbooks
-from paramedic.engine import runbooks as rb_loader
+from paramedic.engine import enrichment, guard
 from paramedic.engine.clock import Clock, utcnow
 from paramedic.engine.metrics import METRICS
 from paramedic.engine.notifier import Notifier, SettingsTickets
@@ -40,6 +39,8 @@ from paramedic.engine.runner import RunContext, Runner
 from paramedic.engine.settings import format_errors
 from paramedic.ingest import probes as probe_mod
 from paramedic.notify import factory as sink_factory
+from paramedic.runbooks import dsl as pyrunbooks
+from paramedic.runbooks import loading as rb_loader
 from paramedic.store import audit, migrate, state
 from paramedic.store import incidents as inc_repo
 from paramedic.store import runs as runs_repo
@@ -145,7 +146,7 @@ class Paramedic:
     # ---- ingest -------------------------------------------------------------------------------
     async def seeds_for(self, alert: Alert) -> list[RunSeed]:
         """Match and plan, before the transaction. A YAML runbook is rendered at once; a Python
-        runbook is planned by recording, within its time budget (``engine.pyrunbooks``)."""
+        runbook is planned by recording, within its time budget (``runbooks.dsl``)."""
         if not alert.firing:
             return []
         seeds = []
@@ -162,7 +163,7 @@ class Paramedic:
     @property
     def _changes(self) -> pyrunbooks.ChangeSource:
         """The change feed a Python runbook reads through ``ctx.changes``."""
-        return pyrunbooks.changes_from_db(self.db, self.registry)
+        return enrichment.changes_from_db(self.db, self.registry)
 
     def _record(self, conn: Connection, alerts: Sequence[Alert], seeds: Sequence[list[RunSeed]]) -> list[IngestResult]:
         now = self.clock()

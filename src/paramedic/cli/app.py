@@ -106,7 +106,7 @@ def validate(paths: tuple[str, ...], strict: bool) -> None:
     Exits 0 when valid, 1 when anything is wrong (with --strict, also on warnings).
     """
     from paramedic.actions.registry import build_registry
-    from paramedic.engine import runbooks as loader
+    from paramedic.runbooks import loading as loader
 
     config_files = [p for p in paths if Path(p).name in ("paramedic.yaml", "paramedic.yml")]
     rb_paths = [p for p in paths if p not in config_files]
@@ -171,7 +171,7 @@ def test_cmd(path: str, alert_file: str | None, case_paths: tuple[str, ...], now
     each checked against its expected outcome; exit 1 on any difference.
     """
     if alert_file is not None:
-        from paramedic.engine.dryrun import dry_run, render_report
+        from paramedic.testing.dryrun import dry_run, render_report
 
         report = asyncio.run(dry_run(path, Path(alert_file), now=_when(now)))
         if as_json:
@@ -179,8 +179,8 @@ def test_cmd(path: str, alert_file: str | None, case_paths: tuple[str, ...], now
             return
         render_report(report, out)
         return
-    from paramedic.engine.cases import find_cases, render_results, run_cases
-    from paramedic.engine.dryrun import DryRun
+    from paramedic.testing.cases import find_cases, render_results, run_cases
+    from paramedic.testing.dryrun import DryRun
 
     roots = [Path(p) for p in case_paths] or [Path(path)]
     files = find_cases(roots) if case_paths or Path(path).is_dir() else []  # PATH, a runbook file, is no case
@@ -226,7 +226,7 @@ def record(out_dir: str | None, listen: str, runbook_paths: tuple[str, ...], ske
     Point Alertmanager (or curl) at http://HOST:PORT/api/v1/alerts/alertmanager. Nothing is acted on.
     """
     if skeleton_of is not None:
-        from paramedic.engine.cases import skeleton_for
+        from paramedic.testing.cases import skeleton_for
 
         click.echo(asyncio.run(skeleton_for(Path(skeleton_of), list(runbook_paths))), nl=False)
         return
@@ -237,8 +237,8 @@ def record(out_dir: str | None, listen: str, runbook_paths: tuple[str, ...], ske
 
     import uvicorn
 
-    from paramedic.engine.payloads import WEBHOOK_PATHS, parsers
-    from paramedic.engine.recorder import Recorder, Saved
+    from paramedic.ingest.payloads import WEBHOOK_PATHS, parsers
+    from paramedic.testing.recorder import Recorder, Saved
 
     host, _, port = listen.rpartition(":")
     host = host.strip("[]") or "127.0.0.1"
@@ -349,7 +349,7 @@ def incidents_list(url: str, status: str | None) -> None:
 @friendly
 def incidents_show(incident_id: int, url: str) -> None:
     """One incident with its timeline: alerts, verdicts, actions, verification, approvals."""
-    from paramedic.engine.report import render_incident
+    from paramedic.cli.render import render_incident
 
     render_incident(_call(url, "GET", f"/api/v1/incidents/{incident_id}"), out)
 

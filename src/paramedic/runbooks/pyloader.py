@@ -8,7 +8,7 @@ a literal action name becomes a step, an argument read straight from a label
 (``ctx.labels["program"]``, or an f-string of labels) becomes the template it is equivalent to, and
 anything computed is shown as ``<expression>``. Those steps feed the same checks as YAML (unknown
 action, unknown or missing argument, lints, overlap, blast-radius targets); the plan itself always
-comes from calling the function (``engine.pyrunbooks.record``).
+comes from calling the function (``runbooks.dsl.record``).
 
 Importing a runbook file runs its top-level code: runbook folders are trusted configuration. An
 import error is reported with the file and the line that raised it.
@@ -33,7 +33,7 @@ from pydantic import ValidationError
 
 from paramedic.core.durations import format_duration, parse_duration
 from paramedic.core.loader import Located, Problem, template_problems, validation_problems
-from paramedic.engine.pyrunbooks import DECLARATION, MAX_BUDGET, Declaration, PythonRunbook
+from paramedic.runbooks.dsl import DECLARATION, MAX_BUDGET, Declaration, PythonRunbook
 
 Pos = tuple[int, int]
 PathKey = tuple[str | int, ...]

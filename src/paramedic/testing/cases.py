@@ -4,7 +4,7 @@ A case is a YAML file (``*.case.yaml``) holding a recorded payload (a file next 
 the facts the guardrails should see (a pause, earlier actions, known targets, breakers, earlier
 firing episodes, recent changes) and the expected outcome: which runbooks match, the rendered plan,
 each guardrail verdict, the mode and whether the plan would run. ``paramedic test`` evaluates every
-case through ``engine.dryrun`` (nothing executes) and lists each difference; one difference, or a
+case through ``testing.dryrun`` (nothing executes) and lists each difference; one difference, or a
 case that cannot be read, makes the command exit 1. Time is fixed by the case, never the clock.
 """
 
@@ -28,8 +28,9 @@ from paramedic.core.durations import parse_duration
 from paramedic.core.errors import ConfigError, ParamedicError
 from paramedic.core.freeze import parse_freeze_windows
 from paramedic.core.runbooks import Duration, Mode
-from paramedic.engine import payloads
-from paramedic.engine.dryrun import (
+from paramedic.ingest import payloads
+from paramedic.runbooks.dsl import Change
+from paramedic.testing.dryrun import (
     AlertReport,
     BreakerFact,
     DryRun,
@@ -40,7 +41,6 @@ from paramedic.engine.dryrun import (
     Report,
     read_payload,
 )
-from paramedic.engine.pyrunbooks import Change
 
 CASE_SUFFIXES = (".case.yaml", ".case.yml")
 REFERENCE = datetime(2024, 1, 1, tzinfo=UTC)  # the start of an alert that states none (no `now:`)

@@ -2,8 +2,8 @@
 the current set with its match index.
 
 A folder holds YAML runbooks (``*.yaml``, ``*.yml``) and Python runbooks (``*.py``, loaded by
-``engine.pyloader``); files starting with ``_`` or ``.`` and runbook test cases (``*.case.yaml``,
-see ``engine.cases``) are skipped, so cases and recorded payloads can live next to the runbooks.
+``runbooks.pyloader``); files starting with ``_`` or ``.`` and runbook test cases (``*.case.yaml``,
+see ``testing.cases``) are skipped, so cases and recorded payloads can live next to the runbooks.
 """
 
 from __future__ import annotations
@@ -163,7 +163,7 @@ def load(paths: Iterable[str | Path], registry: ExecutorRegistry, *, lint: bool 
     located: list[Located] = []
     for f in files:
         if f.suffix == ".py":
-            from paramedic.engine import pyloader
+            from paramedic.runbooks import pyloader
 
             found, probs = pyloader.load_file(f)
         else:

@@ -1,7 +1,7 @@
 """``paramedic test``: match alerts against runbooks and show, for each match, the rendered plan,
 what each step would do (its executor's own dry-run description), every guardrail verdict and the
 mode. Nothing is executed: steps go through ``DryRunExecutor``, Python runbooks are planned by
-recording (``engine.pyrunbooks``), and the guardrails run on a throw-away in-memory database.
+recording (``runbooks.dsl``), and the guardrails run on a throw-away in-memory database.
 
 That database starts from the facts a test case states (``Facts``: a pause, freeze windows,
 earlier actions, known targets, breaker states, earlier firing episodes, recent changes), and the
@@ -30,9 +30,10 @@ from paramedic.core.errors import ActionError, ConfigError, PayloadError, Templa
 from paramedic.core.freeze import FreezeWindow
 from paramedic.core.plan import Plan
 from paramedic.core.runbooks import Runbook
-from paramedic.engine import guard, payloads
-from paramedic.engine import runbooks as loader
-from paramedic.engine.pyrunbooks import Change, Escalation, PlanningError, PythonRunbook, changes_from, record
+from paramedic.engine import guard
+from paramedic.ingest import payloads
+from paramedic.runbooks import loading as loader
+from paramedic.runbooks.dsl import Change, Escalation, PlanningError, PythonRunbook, changes_from, record
 from paramedic.store import migrate, state
 from paramedic.store.db import Database, make_engine
 from paramedic.store.tables import ledger

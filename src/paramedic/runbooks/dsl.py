@@ -11,7 +11,7 @@ The function runs before any action does: it decides from the alert, its labels 
 changes, never from the result of an earlier action (``verify`` and ``on_failure`` cover that).
 Labels are validated when read, exactly as templates read them (``params`` or the strict default).
 
-``engine.pycontext`` holds the ``Context`` and its recorders; ``engine.pyloader`` imports ``.py``
+``runbooks.context`` holds the ``Context`` and its recorders; ``runbooks.pyloader`` imports ``.py``
 files and checks them statically for ``paramedic validate``.
 """
 
@@ -33,7 +33,7 @@ from paramedic.core.errors import TemplateError
 from paramedic.core.loader import Located, Problem
 from paramedic.core.plan import Plan, build_plan
 from paramedic.core.runbooks import Runbook
-from paramedic.engine.pycontext import (
+from paramedic.runbooks.context import (
     Change,
     ChangeSource,
     Context,
@@ -41,7 +41,6 @@ from paramedic.engine.pycontext import (
     Escalation,
     PlanningError,
     changes_from,
-    changes_from_db,
     no_changes,
     recorded,
 )
@@ -55,7 +54,6 @@ __all__ = [
     "PythonRunbook",
     "Recording",
     "changes_from",
-    "changes_from_db",
     "load_file",
     "no_changes",
     "plan_for",
@@ -245,7 +243,7 @@ async def plan_for(
 
 
 def load_file(path: Path) -> tuple[list[Located], list[Problem]]:
-    """Load the runbooks a ``.py`` file declares (see ``engine.pyloader``)."""
-    from paramedic.engine import pyloader
+    """Load the runbooks a ``.py`` file declares (see ``runbooks.pyloader``)."""
+    from paramedic.runbooks import pyloader
 
     return pyloader.load_file(path)

@@ -12,7 +12,6 @@ error. ``ctx.changes`` reads the change feed passed in, ``ctx.now`` is the plann
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
@@ -29,8 +28,6 @@ from paramedic.core.errors import ActionError, ParamedicError, TemplateError
 from paramedic.core.plan import PlannedStep
 from paramedic.core.runbooks import Param, Runbook, Verify
 from paramedic.core.templating import _CONTROL, DEFAULT_PARAM, MAX_RENDERED, LabelView, check_value
-from paramedic.engine.enrichment import change_feed
-from paramedic.store.db import Database
 
 log = logging.getLogger("paramedic.runbook")
 
@@ -110,20 +107,6 @@ class Changes:
         """The newest change in the ``within`` before ``before`` (default: now), or ``None``."""
         found = await self.recent(service=service, kind=kind, within=within, before=before)
         return found[0] if found else None
-
-
-def changes_from_db(db: Database, registry: ExecutorRegistry) -> ChangeSource:
-    """The live change feed: the ``changes`` table (``POST /api/v1/changes`` from CI/CD) and the
-    release executor's history."""
-
-    def read(service: str, since: datetime, until: datetime) -> list[Change]:
-        rows = change_feed(db=db, registry=registry, service=service, since=since, until=until)
-        return [Change(c.at, c.service, c.kind, c.version, c.description, c.actor) for c in rows]
-
-    async def source(service: str, since: datetime, until: datetime) -> Sequence[Change]:
-        return await asyncio.to_thread(read, service, since, until)
-
-    return source
 
 
 # ---- what the function sees ----------------------------------------------------------------------
@@ -428,5 +411,5 @@ def seconds(value: Any) -> Any:
 
 
 def recorded(ctx: Context) -> Tape:
-    """What a planning call recorded (for ``engine.pyrunbooks.record``)."""
+    """What a planning call recorded (for ``runbooks.dsl.record``)."""
     return ctx._tape

@@ -1,7 +1,7 @@
 """``paramedic record``: a small webhook receiver that writes each payload it gets to a file, so
 real alerts become runbook test cases (docs/runbook-tests.md).
 
-It answers on paramedic's own webhook paths (``engine.payloads.WEBHOOK_PATHS``), checks that
+It answers on paramedic's own webhook paths (``ingest.payloads.WEBHOOK_PATHS``), checks that
 paramedic can parse the payload (a payload it cannot parse is answered 422 and not written), and
 saves the body exactly as received under a name that carries the time and the source:
 ``20240501T120000Z-alertmanager-001.json``. With runbooks given it also writes a case skeleton
@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from paramedic.core.errors import ParamedicError, PayloadError
-from paramedic.engine import payloads
-from paramedic.engine.cases import skeleton_for
 from paramedic.engine.clock import Clock, utcnow
+from paramedic.ingest import payloads
+from paramedic.testing.cases import skeleton_for
 
 MAX_BODY = 1024 * 1024
 

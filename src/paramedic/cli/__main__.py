@@ -1,0 +1,5 @@
+"""``python -m paramedic.cli``: the same entry point as the ``paramedic`` command."""
+
+from paramedic.cli.app import main
+
+main()
