@@ -13,7 +13,8 @@ from tests.support import free_port, require_binary
 
 
 class Prometheus:
-    def __init__(self, workdir: Path, targets: Sequence[str]) -> None:
+    def __init__(self, workdir: Path, targets: Sequence[str], *, flags: Sequence[str] = ()) -> None:
+        self.flags = tuple(flags)
         self.binary = require_binary("prometheus")
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -35,6 +36,7 @@ class Prometheus:
                 f"--config.file={self.config}",
                 f"--storage.tsdb.path={self.data}",
                 f"--web.listen-address=127.0.0.1:{self.port}",
+                *self.flags,
             ],
             stdout=self.log,
             stderr=subprocess.STDOUT,

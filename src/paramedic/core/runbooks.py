@@ -22,6 +22,9 @@ from pydantic import (
 
 from paramedic.core.durations import parse_duration
 
+COLLECTOR_KINDS = frozenset({"prometheus", "logs", "changes", "target", "traces"})
+"""The evidence collectors a runbook's ``enrich`` list may name (``paramedic.enrich``)."""
+
 
 class Mode(StrEnum):
     OBSERVE = "observe"

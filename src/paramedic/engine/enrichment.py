@@ -58,6 +58,7 @@ from paramedic.enrich.metrics import PrometheusCollector
 from paramedic.enrich.settings import EnrichSettings as EnrichSettings  # re-exported for service
 from paramedic.enrich.settings import spec_key, split_spec
 from paramedic.enrich.target import TargetCollector, TargetReading
+from paramedic.enrich.traces import TracesCollector
 from paramedic.runbooks.context import Change as RunbookChange
 from paramedic.runbooks.context import ChangeSource
 from paramedic.store import incidents as inc_repo
@@ -455,6 +456,13 @@ def build(*, config: Config, registry: ExecutorRegistry, db: Database, clock: Cl
         LogsCollector(supervisor=proxy, supervisor_url=sv_url),
         ChangesCollector(read_changes),
         TargetCollector(read_state),
+        TracesCollector(
+            http,
+            prometheus_url=opts.prometheus_url,
+            default_url=opts.traces_url,
+            default_backend=opts.traces_backend,
+            timeout=opts.timeout,
+        ),
     ]
     return Enricher(db=db, clock=clock, collectors=collectors, settings=opts)
 

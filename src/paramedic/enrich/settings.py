@@ -15,6 +15,9 @@ from typing import Any
 
 from paramedic.core.durations import parse_duration
 from paramedic.core.errors import ConfigError
+from paramedic.core.runbooks import COLLECTOR_KINDS
+
+SETTINGS_KEYS = frozenset({"prometheus_url", "budget", "timeout", "traces_url", "traces_backend"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +27,8 @@ class EnrichSettings:
     budget: float = 10.0  # seconds for all collectors of one incident together
     timeout: float = 5.0  # seconds per collector, unless its spec says ``timeout``
     prometheus_url: str | None = None
+    traces_url: str | None = None  # Tempo or Jaeger, for ``traces`` specs without a url
+    traces_backend: str = "tempo"
     defaults: tuple[Mapping[str, Any], ...] = ()  # enrich_defaults as given (settings entries too)
 
     @classmethod
@@ -33,8 +38,11 @@ class EnrichSettings:
         for i, entry in enumerate(entries):
             kind, options = split_spec(entry, where=f"enrich_defaults[{i}]")
             if kind != "settings":
+                if kind not in COLLECTOR_KINDS:
+                    known = ", ".join(sorted(COLLECTOR_KINDS | {"settings"}))
+                    raise ConfigError(f"enrich_defaults[{i}]: unknown collector {kind!r} (known: {known})")
                 continue
-            unknown = set(options) - {"prometheus_url", "budget", "timeout"}
+            unknown = set(options) - SETTINGS_KEYS
             if unknown:
                 raise ConfigError(f"enrich_defaults[{i}].settings: unknown key(s) {', '.join(sorted(unknown))}")
             found.update(options)
@@ -43,10 +51,21 @@ class EnrichSettings:
             timeout = parse_duration(found.get("timeout", 5)).total_seconds()
         except ValueError as exc:
             raise ConfigError(f"enrich_defaults settings: {exc}") from None
-        url = found.get("prometheus_url")
-        if url is not None and not str(url).startswith(("http://", "https://")):
-            raise ConfigError("enrich_defaults settings.prometheus_url must be an http(s) URL")
-        return cls(budget, min(timeout, budget), str(url) if url else None, tuple(dict(e) for e in entries))
+        for key in ("prometheus_url", "traces_url"):
+            url = found.get(key)
+            if url is not None and not str(url).startswith(("http://", "https://")):
+                raise ConfigError(f"enrich_defaults settings.{key} must be an http(s) URL")
+        backend = str(found.get("traces_backend", "tempo"))
+        if backend not in {"tempo", "jaeger"}:
+            raise ConfigError(f"enrich_defaults settings.traces_backend must be tempo or jaeger, not {backend!r}")
+        return cls(
+            budget=budget,
+            timeout=min(timeout, budget),
+            prometheus_url=str(found["prometheus_url"]) if found.get("prometheus_url") else None,
+            traces_url=str(found["traces_url"]) if found.get("traces_url") else None,
+            traces_backend=backend,
+            defaults=tuple(dict(e) for e in entries),
+        )
 
 
 def split_spec(spec: Mapping[str, Any], *, where: str = "enrich") -> tuple[str, Mapping[str, Any]]:

@@ -4,8 +4,11 @@ Run it as ``python -m paramedic.lab.sample_service --port N --name NAME [--fault
 lab's supervisord starts several instances of it. It binds 127.0.0.1 only and uses the standard
 library only, so it starts fast and behaves the same everywhere.
 
-Endpoints: ``GET /healthz``, ``GET /`` (JSON), ``GET /metrics`` (Prometheus text format) and the
-fault injectors under ``POST /fault/…``:
+Endpoints: ``GET /healthz``, ``GET /`` (JSON), ``GET /metrics`` (Prometheus text format, or
+OpenMetrics with exemplars when the scraper asks for it) and the fault injectors under ``POST /fault/…``.
+Each request belongs to a trace: the W3C ``traceparent`` header's trace ID when the caller sends one,
+else a random one; the latency histogram's buckets carry the latest request's trace ID as an exemplar,
+so Prometheus (with exemplar storage) can say which requests were slow. The faults:
 
 - ``hang``: every later request blocks forever while the process stays alive (only a restart helps);
 - ``crash``: exit with status 1 right after answering;
@@ -40,6 +43,16 @@ LEAK_CAP = 256 << 20
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _PATHS = frozenset({"/", "/healthz", "/metrics"})
 _NAME = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
+OPENMETRICS = "application/openmetrics-text"
+
+
+def trace_id_of(traceparent: str | None) -> str:
+    """The trace ID of a W3C ``traceparent`` header, or a new random one."""
+    found = _TRACEPARENT.match((traceparent or "").strip().lower())
+    if found and found.group(1) != "0" * 32:
+        return found.group(1)
+    return f"{random.getrandbits(128):032x}"
 
 
 def resident_memory() -> int:
@@ -82,6 +95,7 @@ class SampleService:
         self.bucket_counts = [0] * len(BUCKETS)
         self.latency_sum = 0.0
         self.latency_count = 0
+        self.exemplars: list[tuple[str, float, float] | None] = [None] * (len(BUCKETS) + 1)
 
     @property
     def marker(self) -> Path | None:
@@ -90,9 +104,12 @@ class SampleService:
     def crashloop_armed(self) -> bool:
         return self.marker is not None and self.marker.exists()
 
-    def observe(self, path: str, status: int, seconds: float) -> None:
+    def observe(self, path: str, status: int, seconds: float, trace_id: str = "") -> None:
         key = path if path in _PATHS else ("/fault" if path.startswith("/fault/") else "other")
         with self.lock:
+            if trace_id and path != "/metrics":
+                slot = next((i for i, bound in enumerate(BUCKETS) if seconds <= bound), len(BUCKETS))
+                self.exemplars[slot] = (trace_id, seconds, time.time())
             self.requests[key] = self.requests.get(key, 0) + 1
             if status >= 500:
                 self.errors += 1
@@ -113,6 +130,42 @@ class SampleService:
         if self.crashloop_armed():
             active.append("crashloop")
         return active
+
+    def openmetrics(self) -> str:
+        """The same metrics in OpenMetrics, the histogram's buckets with exemplars."""
+
+        def exemplar(i: int) -> str:
+            ex = self.exemplars[i]
+            return f' # {{trace_id="{ex[0]}"}} {ex[1]:.6f} {ex[2]:.3f}' if ex else ""
+
+        with self.lock:
+            lines = [
+                "# TYPE http_requests counter",
+                "# HELP http_requests Requests answered, by path.",
+                *(f'http_requests_total{{path="{p}"}} {n}' for p, n in sorted(self.requests.items())),
+                "# TYPE http_errors counter",
+                "# HELP http_errors Requests answered with a 5xx status.",
+                f"http_errors_total {self.errors}",
+                "# TYPE http_request_duration_seconds histogram",
+                "# HELP http_request_duration_seconds Time to answer a request.",
+                *(
+                    f'http_request_duration_seconds_bucket{{le="{b}"}} {n}{exemplar(i)}'
+                    for i, (b, n) in enumerate(zip(BUCKETS, self.bucket_counts, strict=True))
+                ),
+                f'http_request_duration_seconds_bucket{{le="+Inf"}} {self.latency_count}{exemplar(len(BUCKETS))}',
+                f"http_request_duration_seconds_sum {self.latency_sum:.6f}",
+                f"http_request_duration_seconds_count {self.latency_count}",
+            ]
+        lines += [
+            "# TYPE sample_memory_bytes gauge",
+            f"sample_memory_bytes {resident_memory()}",
+            "# TYPE sample_start_time_seconds gauge",
+            f"sample_start_time_seconds {self.started:.3f}",
+            "# TYPE sample_up gauge",
+            "sample_up 1",
+            "# EOF",
+        ]
+        return "\n".join(lines) + "\n"
 
     def metrics(self) -> str:
         with self.lock:
@@ -175,9 +228,10 @@ class _Handler(BaseHTTPRequestHandler):
         begun = time.monotonic()
         url = urlsplit(self.path)
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+        trace_id = trace_id_of(self.headers.get("traceparent"))
         status, body, ctype = self._route(svc, method, url.path, query)
         self._send(status, body, ctype)
-        svc.observe(url.path, status, time.monotonic() - begun)
+        svc.observe(url.path, status, time.monotonic() - begun, trace_id)
         if method == "POST" and status == 200:
             if url.path == "/fault/hang":
                 svc.hung.set()
@@ -197,6 +251,8 @@ class _Handler(BaseHTTPRequestHandler):
             doc = {"name": svc.name, "pid": os.getpid(), "uptime": time.time() - svc.started}
             return 200, json.dumps({**doc, "faults": svc.faults()}), "application/json"
         if method == "GET" and path == "/metrics":
+            if OPENMETRICS in (self.headers.get("Accept") or ""):
+                return 200, svc.openmetrics(), f"{OPENMETRICS}; version=1.0.0"
             return 200, svc.metrics(), "text/plain; version=0.0.4"
         if method == "POST" and path.startswith("/fault/"):
             return self._fault(svc, path.removeprefix("/fault/"), query)

@@ -8,6 +8,7 @@ see ``testing.cases``) are skipped, so cases and recorded payloads can live next
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,7 @@ from pathlib import Path
 from paramedic.actions.registry import ExecutorRegistry
 from paramedic.core.loader import Located, Problem, lint_runbook, parse_runbooks
 from paramedic.core.matcher import MatchIndex, runbook_matches, value_matches
-from paramedic.core.runbooks import MatchValue, Runbook
+from paramedic.core.runbooks import COLLECTOR_KINDS, MatchValue, Runbook
 
 SUFFIXES = (".yaml", ".yml")
 CASE_SUFFIXES = (".case.yaml", ".case.yml")
@@ -158,6 +159,20 @@ class LoadResult:
         return [loc.runbook for loc in self.located]
 
 
+def check_enrich(loc: Located) -> list[Problem]:
+    """Each ``enrich`` entry names a collector that exists (a typo would silently gather nothing)."""
+    out = []
+    for i, spec in enumerate(loc.runbook.enrich):
+        kinds = list(spec) if isinstance(spec, dict) else []
+        for kind in kinds:
+            if kind not in COLLECTOR_KINDS:
+                line, col = loc.where(("enrich", i, kind))
+                close = difflib.get_close_matches(kind, sorted(COLLECTOR_KINDS), n=1)
+                hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(sorted(COLLECTOR_KINDS))}"
+                out.append(Problem(loc.file, line, col, f"unknown evidence collector {kind!r}", hint))
+    return out
+
+
 def load(paths: Iterable[str | Path], registry: ExecutorRegistry, *, lint: bool = True) -> LoadResult:
     files, problems = runbook_files(paths)
     located: list[Located] = []
@@ -176,6 +191,7 @@ def load(paths: Iterable[str | Path], registry: ExecutorRegistry, *, lint: bool 
         problems.extend(probs)
         for loc in found:
             problems.extend(check_actions(loc, registry))
+            problems.extend(check_enrich(loc))
             if lint:
                 problems.extend(lint_runbook(loc))
         located.extend(found)
