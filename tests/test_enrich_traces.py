@@ -315,9 +315,7 @@ runbooks:
     assert problem.hint == "did you mean 'traces'?"
 
 
-def test_enrich_defaults_refuse_unknown_collectors_and_take_trace_settings() -> None:
-    with pytest.raises(ConfigError, match="unknown collector 'tracez'"):
-        EnrichSettings.from_config([{"tracez": {}}])
+def test_enrich_defaults_take_trace_settings() -> None:
     s = EnrichSettings.from_config([{"settings": {"traces_url": "http://tempo:3200", "traces_backend": "jaeger"}}])
     assert (s.traces_url, s.traces_backend) == ("http://tempo:3200", "jaeger")
     with pytest.raises(ConfigError, match="traces_backend must be tempo or jaeger"):

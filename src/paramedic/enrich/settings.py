@@ -15,7 +15,6 @@ from typing import Any
 
 from paramedic.core.durations import parse_duration
 from paramedic.core.errors import ConfigError
-from paramedic.core.runbooks import COLLECTOR_KINDS
 
 SETTINGS_KEYS = frozenset({"prometheus_url", "budget", "timeout", "traces_url", "traces_backend"})
 
@@ -38,9 +37,6 @@ class EnrichSettings:
         for i, entry in enumerate(entries):
             kind, options = split_spec(entry, where=f"enrich_defaults[{i}]")
             if kind != "settings":
-                if kind not in COLLECTOR_KINDS:
-                    known = ", ".join(sorted(COLLECTOR_KINDS | {"settings"}))
-                    raise ConfigError(f"enrich_defaults[{i}]: unknown collector {kind!r} (known: {known})")
                 continue
             unknown = set(options) - SETTINGS_KEYS
             if unknown:
