@@ -14,7 +14,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from paramedic.core.runbooks import Runbook, RunbookFile
+from paramedic.core.matchers import LabelMatcher, MatcherSyntaxError, MatchOp
+from paramedic.core.runbooks import MatchValue, Runbook, RunbookFile
 from paramedic.core.templating import referenced_labels, template_syntax_error
 
 Path = tuple[str | int, ...]
@@ -235,6 +236,41 @@ def template_problems(loc: Located) -> list[Problem]:
     return out
 
 
+_AM_OPERATORS = ("!~", "!=", "=~", "=")
+
+
+def _classic_values(rb: Runbook) -> list[tuple[Path, str]]:
+    """Every value written in paramedic's own match syntax, with its path under ``match``."""
+    m = rb.match
+    found: list[tuple[Path, MatchValue | None]] = [(("alertname",), m.alertname), (("source",), m.source)]
+    found += [(("labels", k), v) for k, v in m.labels.items()]
+    out: list[tuple[Path, str]] = []
+    for path, value in found:
+        for i, v in enumerate([value] if isinstance(value, str) else value or []):
+            out.append(((*path, i) if isinstance(value, list) else path, v))
+    return out
+
+
+def ambiguous_value_hint(label: str, value: str) -> str | None:
+    """A hint when a value in paramedic's own syntax reads like an Alertmanager operator: ``!~foo``
+    means "not equal to ``~foo``" here, not "does not match the regex ``foo``"."""
+    op = next((o for o in _AM_OPERATORS if value.startswith(o)), None)
+    if op is None:
+        return None
+    rest = value[len(op) :].strip()
+    meant = str(LabelMatcher(label, MatchOp(op), rest)) if _compiles(op, rest) else f"{label}{op}..."
+    here = f'"not equal to {value[1:]!r}"' if value.startswith("!") else f"equal to {value!r}"
+    return f"here it means {here}; for Alertmanager's operator write matchers: ['{meant}']"
+
+
+def _compiles(op: str, value: str) -> bool:
+    try:
+        LabelMatcher("x", MatchOp(op), value)
+    except MatcherSyntaxError:
+        return False
+    return True
+
+
 def lint_runbook(loc: Located) -> list[Problem]:
     """Warnings for what bites in production (DESIGN §3, issue: validate lints).
 
@@ -263,6 +299,9 @@ def lint_runbook(loc: Located) -> list[Problem]:
             f"runbook {rb.name!r} {how} with no rate limit",
             "add guardrails.rate_limit: {max: 3, per: 1h, scope: target}",
         )
+    for path, value in _classic_values(rb):
+        if (hint := ambiguous_value_hint(str(path[1] if path[0] == "labels" else path[0]), value)) is not None:
+            warn(("match", *path), f"match value {value!r} is ambiguous", hint)
     raw = rb.model_dump(mode="json", by_alias=True)
     used: set[str] = set(loc.reads)
     for _, tmpl in _templates({k: raw[k] for k in ("target", "steps", "verify")}, ()):

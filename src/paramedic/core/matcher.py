@@ -2,9 +2,10 @@
 number of runbooks.
 
 Match values follow DESIGN §3: a plain string is equality, a list is "any of", ``~regex`` is a
-full regex match and ``!value`` is "not equal". Every runbook with at least one plain equality
-(on ``alertname`` or a label) is reachable only through the index; the few without one are
-checked on every alert.
+full regex match and ``!value`` is "not equal". Alertmanager's matchers (``match.matchers``,
+``core.matchers``) hold beside them. Every runbook with at least one plain equality (on
+``alertname`` or a label, in either syntax) is reachable only through the index; the few without
+one are checked on every alert.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from paramedic.core.alerts import Alert
+from paramedic.core.matchers import LabelMatcher, MatchOp
 from paramedic.core.runbooks import MatchValue, Runbook
 
 _NAME_KEY = "\x00alertname"
@@ -50,13 +52,26 @@ def _equalities(expected: MatchValue) -> list[str] | None:
     return values if values and all(_plain(v) for v in values) else None
 
 
+def label_value(alert: Alert, name: str) -> str | None:
+    """The value a matcher on ``name`` reads: a label; ``alertname`` is the alert's name, which
+    every source sets (the generic source may not repeat it among the labels)."""
+    return alert.name if name == "alertname" else alert.labels.get(name)
+
+
 def runbook_matches(runbook: Runbook, alert: Alert) -> bool:
     m = runbook.match
     if m.alertname is not None and not value_matches(m.alertname, alert.name):
         return False
     if m.source is not None and not value_matches(m.source, alert.source):
         return False
+    if not all(lm.matches(label_value(alert, lm.name)) for lm in m.label_matchers):
+        return False
     return all(value_matches(v, alert.labels.get(k)) for k, v in m.labels.items())
+
+
+def pinned(matchers: Iterable[LabelMatcher]) -> dict[str, str]:
+    """Labels that Alertmanager-style matchers pin to one non-empty value (``name="value"``)."""
+    return {m.name: m.value for m in matchers if m.op is MatchOp.EQUAL and m.value}
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +126,8 @@ def _best_key(rb: Runbook) -> tuple[str | None, list[str]]:
     for label, expected in sorted(rb.match.labels.items()):
         if values := _equalities(expected):
             return label, values
+    for label, value in sorted(pinned(rb.match.label_matchers).items()):
+        return (_NAME_KEY if label == "alertname" else label), [value]
     if rb.match.source is not None and (values := _equalities(rb.match.source)):
         return _SOURCE_KEY, values
     return None, []

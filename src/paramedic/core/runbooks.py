@@ -16,11 +16,15 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainSerializer,
+    PlainValidator,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
 
 from paramedic.core.durations import parse_duration
+from paramedic.core.matchers import LabelMatcher, MatcherSyntaxError, parse_matchers
 
 COLLECTOR_KINDS = frozenset({"prometheus", "logs", "changes", "target", "traces"})
 """The evidence collectors a runbook's ``enrich`` list may name (``paramedic.enrich``)."""
@@ -175,10 +179,57 @@ class Verify(_Strict):
 MatchValue = str | list[str]
 
 
+def _matcher_group(value: Any) -> tuple[LabelMatcher, ...]:
+    if isinstance(value, tuple) and all(isinstance(m, LabelMatcher) for m in value):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("a matcher is a string such as 'severity=~\"critical|page\"'")
+    try:
+        group = tuple(parse_matchers(value))
+    except MatcherSyntaxError as exc:
+        raise ValueError(str(exc)) from exc
+    if not group:
+        raise ValueError("an empty matcher string")
+    return group
+
+
+def _group_text(group: tuple[LabelMatcher, ...]) -> str:
+    return ", ".join(str(m) for m in group)
+
+
+MatcherGroup = Annotated[
+    tuple[LabelMatcher, ...],
+    PlainValidator(_matcher_group),
+    PlainSerializer(_group_text),
+    WithJsonSchema({"type": "string"}),
+]
+
+
 class Match(_Strict):
+    """What a runbook answers to. ``alertname``, ``labels`` and ``source`` take paramedic's own
+    values (plain = equal, list = any of, ``~regex``, ``!value``); ``matchers`` takes Alertmanager's
+    (``severity=~"critical|page"``, see ``core.matchers``). All conditions must hold.
+
+    A whole ``match:`` given as a string or a list of strings is read as ``matchers``.
+    """
+
     alertname: MatchValue | None = None
     labels: dict[str, MatchValue] = Field(default_factory=dict)
     source: MatchValue | None = None
+    matchers: list[MatcherGroup] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _matcher_strings(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            return {"matchers": [data]}
+        if isinstance(data, list) and all(isinstance(v, str) for v in data):
+            return {"matchers": data}
+        return data
+
+    @property
+    def label_matchers(self) -> tuple[LabelMatcher, ...]:
+        return tuple(m for group in self.matchers for m in group)
 
 
 class Runbook(_Strict):

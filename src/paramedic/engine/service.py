@@ -30,6 +30,7 @@ from paramedic.core.errors import ActionError, ConfigError, ParamedicError, Stor
 from paramedic.core.freeze import parse_freeze_windows
 from paramedic.core.guardrails import scope_key
 from paramedic.core.incidents import Delivery
+from paramedic.core.matcher import pinned
 from paramedic.core.runbooks import Mode, Runbook
 from paramedic.engine import enrichment, guard
 from paramedic.engine.clock import Clock, utcnow
@@ -499,8 +500,12 @@ class Paramedic:
 def static_scope(rb: Runbook, keys: Sequence[str]) -> dict[str, str] | None:
     """The scope labels a runbook's match pins to one plain value each, or None."""
     out = {}
+    by_matcher = pinned(rb.match.label_matchers)
     for key in keys:
         value = rb.match.labels.get(key)
+        if value is None and key in by_matcher:
+            out[key] = by_matcher[key]
+            continue
         if not isinstance(value, str) or value.startswith(("~", "!")):
             return None
         out[key] = value

@@ -80,7 +80,7 @@ class Declaration:
 
 def runbook(
     *,
-    match: Mapping[str, Any] | None = None,
+    match: Mapping[str, Any] | str | Sequence[str] | None = None,
     owner: str | None = None,
     mode: Literal["observe", "approve", "auto"] | None = None,
     name: str | None = None,
@@ -103,10 +103,12 @@ def runbook(
     The keywords are the YAML runbook keys, with the same meaning and defaults (``name``
     defaults to the function's name with ``-`` for ``_``, ``description`` to its docstring).
     ``target``, ``verify`` and ``enrich`` given here are templates, rendered like YAML;
-    ``budget`` bounds how long planning may take (default 3s, at most 10s).
+    ``budget`` bounds how long planning may take (default 3s, at most 10s). ``match`` takes the
+    YAML mapping, or Alertmanager matchers as a string or a list of strings
+    (``match='alertname="HighErrorRate", severity=~"critical|page"'``).
     """
     given: dict[str, Any] = {
-        "match": match,
+        "match": list(match) if isinstance(match, (list, tuple)) else match,
         "owner": owner,
         "mode": mode,
         "name": name,

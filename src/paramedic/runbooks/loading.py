@@ -15,7 +15,7 @@ from pathlib import Path
 
 from paramedic.actions.registry import ExecutorRegistry
 from paramedic.core.loader import Located, Problem, lint_runbook, parse_runbooks
-from paramedic.core.matcher import MatchIndex, runbook_matches, value_matches
+from paramedic.core.matcher import MatchIndex, pinned, runbook_matches, value_matches
 from paramedic.core.runbooks import COLLECTOR_KINDS, MatchValue, Runbook
 
 SUFFIXES = (".yaml", ".yml")
@@ -116,10 +116,22 @@ def _may_overlap(a: MatchValue | None, b: MatchValue | None) -> bool:
     return True  # two patterns: assume they can (a lint may be wrong, a miss is worse)
 
 
+def _accepts(rb: Runbook, label: str, value: str) -> bool:
+    """Whether ``rb``'s conditions on ``label`` alone let ``value`` through."""
+    m = rb.match
+    classic = m.alertname if label == "alertname" else m.labels.get(label)
+    if classic is not None and not value_matches(classic, value):
+        return False
+    return all(lm.matches(value) for lm in m.label_matchers if lm.name == label)
+
+
 def may_match_same_alert(a: Runbook, b: Runbook) -> bool:
     ma, mb = a.match, b.match
     if not (_may_overlap(ma.alertname, mb.alertname) and _may_overlap(ma.source, mb.source)):
         return False
+    for x, y in ((a, b), (b, a)):
+        if not all(_accepts(y, k, v) for k, v in pinned(x.match.label_matchers).items()):
+            return False
     return all(_may_overlap(ma.labels.get(k), mb.labels.get(k)) for k in set(ma.labels) & set(mb.labels))
 
 
