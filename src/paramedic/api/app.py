@@ -226,6 +226,8 @@ def create_app(pm: Paramedic, *, manage_lifecycle: bool = True) -> FastAPI:
         return out
 
     async def _pending_run(incident_id: int, run_id: int | None) -> int:
+        if await pm.read(inc_repo.get, incident_id) is None:
+            raise HTTPException(404, f"incident {incident_id} does not exist")
         rows = await pm.read(runs_repo.for_incident, incident_id)
         if run_id is not None:
             if not any(r.id == run_id for r in rows):

@@ -22,6 +22,7 @@ from rich.table import Table
 
 from paramedic import __version__
 from paramedic.core.errors import ParamedicError
+from paramedic.core.text import printable
 
 F = TypeVar("F", bound=Callable[..., Any])
 out = Console(soft_wrap=True)
@@ -29,7 +30,7 @@ err = Console(stderr=True, soft_wrap=True)
 
 
 def fail(message: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+    err.print(f"[bold red]error:[/] {escape(printable(message))}", highlight=False)
     sys.exit(code)
 
 
@@ -326,21 +327,10 @@ def incidents() -> None:
 @friendly
 def incidents_list(url: str, status: str | None) -> None:
     """Incidents, newest first."""
+    from paramedic.cli.render import incidents_table
+
     data = _call(url, "GET", "/api/v1/incidents", params={"status": status} if status else {})
-    table = Table()
-    for col in ("id", "alert", "target", "status", "detected", "handled by", "MTTR"):
-        table.add_column(col)
-    for i in data["incidents"]:
-        table.add_row(
-            str(i["id"]),
-            i["alertname"],
-            i["labels"].get("instance", ""),
-            i["status"],
-            (i["detected_at"] or "")[11:19],
-            i["handled_by"],
-            i["mttr"] or "",
-        )
-    out.print(table)
+    out.print(incidents_table(data["incidents"]))
 
 
 @incidents.command("show")
@@ -357,12 +347,21 @@ def incidents_show(incident_id: int, url: str) -> None:
 @main.command()
 @click.argument("incident_id", type=int)
 @click.option("--reason", default="", help="why (kept in the audit trail)")
+@click.option("--run", "run_id", type=int, help="the run to approve (default: the one waiting)")
+@click.option("--plan", "plan_digest", help="the plan digest you reviewed (`incidents show`); refused if it changed")
 @URL
 @friendly
-def approve(incident_id: int, reason: str, url: str) -> None:
-    """Approve the action waiting on INCIDENT_ID."""
-    data = _call(url, "POST", f"/api/v1/incidents/{incident_id}/approve", json={"reason": reason})
-    out.print(f"run {data['run_id']}: {data['status']}")
+def approve(incident_id: int, reason: str, run_id: int | None, plan_digest: str | None, url: str) -> None:
+    """Approve the action waiting on INCIDENT_ID.
+
+    Review it first with `paramedic incidents show INCIDENT_ID` (plan, verification, expiry).
+    Refused while automation is paused: the run keeps waiting, approve it again after `resume`.
+    """
+    body: dict[str, Any] = {"reason": reason, "run_id": run_id, "plan_digest": plan_digest}
+    data = _call(url, "POST", f"/api/v1/incidents/{incident_id}/approve", json=body)
+    status = data["status"]
+    more = " (another approver is needed)" if status == "awaiting_approval" else ""
+    out.print(f"run {data['run_id']}: {status}{more}", highlight=False)
 
 
 @main.command()

@@ -458,6 +458,14 @@ class Paramedic:
                 )
             if digest is not None and digest != run.plan_digest:
                 raise OperationError("the plan changed since you looked at it; review it again")
+            if approve and state.paused(conn):
+                # approving now would only hand the run to the pause guardrail, which refuses it for
+                # good; refuse the approval instead and leave the run waiting for one after resume
+                raise OperationError(
+                    f"automation is paused, so nothing was approved; run {run_id} is still awaiting approval "
+                    f"(until {run.approval_expires_at.isoformat() if run.approval_expires_at else 'it expires'}): "
+                    "`paramedic resume`, then approve again"
+                )
             rb = self.runbooks.get(run.runbook)
             needed = rb.approvers if rb else 1
             if not approve:

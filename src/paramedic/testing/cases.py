@@ -20,7 +20,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from rich.console import Console
-from rich.markup import escape
+from rich.markup import escape as _markup_escape
 
 from paramedic.core import guardrails as g
 from paramedic.core.breaker import BreakerState, BreakerStatus
@@ -28,6 +28,7 @@ from paramedic.core.durations import parse_duration
 from paramedic.core.errors import ConfigError, ParamedicError
 from paramedic.core.freeze import parse_freeze_windows
 from paramedic.core.runbooks import Duration, Mode
+from paramedic.core.text import printable
 from paramedic.ingest import payloads
 from paramedic.runbooks.dsl import Change
 from paramedic.testing.dryrun import (
@@ -41,6 +42,12 @@ from paramedic.testing.dryrun import (
     Report,
     read_payload,
 )
+
+
+def escape(value: object) -> str:
+    """Untrusted text (alert labels, runbook reasons) for a rich line: markup and control escaped."""
+    return _markup_escape(printable(value))
+
 
 CASE_SUFFIXES = (".case.yaml", ".case.yml")
 REFERENCE = datetime(2024, 1, 1, tzinfo=UTC)  # the start of an alert that states none (no `now:`)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, NotRequired, TypedDict
 
 from rich.console import Console
-from rich.markup import escape
+from rich.markup import escape as _markup_escape
 from sqlalchemy import Connection
 
 from paramedic.actions.dryrun import DryRunExecutor
@@ -30,6 +30,7 @@ from paramedic.core.errors import ActionError, ConfigError, PayloadError, Templa
 from paramedic.core.freeze import FreezeWindow
 from paramedic.core.plan import Plan
 from paramedic.core.runbooks import Runbook
+from paramedic.core.text import printable
 from paramedic.engine import guard
 from paramedic.ingest import payloads
 from paramedic.runbooks import loading as loader
@@ -37,6 +38,11 @@ from paramedic.runbooks.dsl import Change, Escalation, PlanningError, PythonRunb
 from paramedic.store import migrate, state
 from paramedic.store.db import Database, make_engine
 from paramedic.store.tables import ledger
+
+
+def escape(value: object) -> str:
+    """Untrusted text (alert labels, runbook reasons) for a rich line: markup and control escaped."""
+    return _markup_escape(printable(value))
 
 
 # ---- the facts a dry run assumes -----------------------------------------------------------------
@@ -285,12 +291,13 @@ _OUTCOME = {
 def render_report(report: Report, console: Console) -> None:
     for a in report["alerts"]:
         labels = ", ".join(f"{k}={v}" for k, v in a["labels"].items() if k != "alertname")
-        console.print(f"[bold]{a['alertname']}[/] ({a['status']}) {escape(labels)}", highlight=False)
+        console.print(f"[bold]{escape(a['alertname'])}[/] ({a['status']}) {escape(labels)}", highlight=False)
         if "unmatched" in a:
             console.print(f"  [yellow]{escape(a['unmatched'])}[/]")
         for m in a["matches"]:
             console.print(
-                f"  runbook [cyan]{m['runbook']}[/] ({m['kind']}, mode {m['mode']}, owner {m['owner']})",
+                f"  runbook [cyan]{escape(m['runbook'])}[/] ({m['kind']}, mode {m['mode']}, "
+                f"owner {escape(m['owner'])})",
                 highlight=False,
             )
             if "refused" in m:
@@ -300,7 +307,7 @@ def render_report(report: Report, console: Console) -> None:
             for line in m.get("log", []):
                 console.print(f"    log {escape(line)}", highlight=False)
             for i, s in enumerate(m.get("steps", [])):
-                console.print(f"    step {i}: {s['action']} {escape(json.dumps(s['args']))}", highlight=False)
+                console.print(f"    step {i}: {escape(s['action'])} {escape(json.dumps(s['args']))}", highlight=False)
                 console.print(f"            {escape(s['would'])}", highlight=False)
             if not m.get("steps"):
                 console.print("    no steps (evidence only)")
