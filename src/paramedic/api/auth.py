@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from fastapi import HTTPException, Request
 
 from paramedic.api.session import SESSION_COOKIE, SessionCodec, key_of
-from paramedic.core.config import ROLE_RANK, Config
+from paramedic.core.config import ROLE_GRANTS, Config
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +71,8 @@ def session_principal(request: Request) -> Principal | None:
         return None
     for t in config.auth.tokens:
         if t.name == session.name and hmac.compare_digest(key_of(t.sha256), session.key):
-            return Principal(t.name, t.role)
+            who = Principal(t.name, t.role)
+            return who if has_role(who, "viewer") else None  # a sender's token never reads
     return None  # the token was removed or rotated since the login
 
 
@@ -94,17 +95,19 @@ def require(request: Request, role: str) -> Principal:
             "authentication required: send Authorization: Bearer <token>",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    if ROLE_RANK[who.role] < ROLE_RANK[role]:
+    if not has_role(who, role):
         raise HTTPException(403, f"the {who.role} role cannot do this; it needs {role}")
     return who
 
 
 def has_role(who: Principal, role: str) -> bool:
-    return ROLE_RANK[who.role] >= ROLE_RANK[role]
+    """Whether ``who`` may do what ``role`` may (``core.config.ROLE_GRANTS``; admin may do all)."""
+    return role in ROLE_GRANTS[who.role]
 
 
 def check_webhook(request: Request, config: Config, body: bytes) -> None:
-    """Accept a webhook by bearer token, HMAC-SHA256 signature, or any API token; else 401."""
+    """Accept a webhook by bearer token, HMAC-SHA256 signature, or a sender (or admin) API token;
+    else 401 (403 for a token of another role)."""
     if config.auth is None:
         return
     wh = config.auth.webhook
@@ -117,7 +120,12 @@ def check_webhook(request: Request, config: Config, body: bytes) -> None:
         expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
         if secret and sig and hmac.compare_digest(sig, expected):
             return
-    if token and principal_for(config, token) is not None:
+    who = principal_for(config, token) if token else None
+    if who is not None and not has_role(who, "sender"):
+        # a viewer or responder token must not post alerts: an alert runs ``auto`` runbooks, and a
+        # change steers rollback runbooks
+        raise HTTPException(403, f"the {who.role} role cannot post alerts or changes; use a sender token")
+    if who is not None:
         return
     raise HTTPException(
         401,

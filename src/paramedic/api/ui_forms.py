@@ -97,6 +97,17 @@ def mount(app: FastAPI, pm: Paramedic) -> None:
                 next=target,
                 error="That token is not valid. Paste a token made with `paramedic token create`.",
             )
+        if not has_role(who, "viewer"):
+            return render(
+                request,
+                "login.html",
+                user=None,
+                status_code=403,
+                title="Sign in",
+                next=target,
+                error=f"That is a {who.role} token: it posts alerts and cannot sign in. Use a viewer,"
+                " responder or admin token.",
+            )
         codec: SessionCodec = app.state.sessions
         now = pm.clock()
         cookie = codec.issue(name=who.name, role=who.role, token_sha256=sha256_hex(token), now=now)

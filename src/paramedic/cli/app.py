@@ -516,7 +516,13 @@ def token() -> None:
 
 @token.command("create")
 @click.argument("name")
-@click.option("--role", type=click.Choice(["viewer", "responder", "admin"]), required=True)
+@click.option(
+    "--role",
+    type=click.Choice(["viewer", "sender", "responder", "admin"]),
+    required=True,
+    help="viewer: reads only; sender: posts alerts and changes only (Alertmanager, Grafana, CI/CD);"
+    " responder: reads, approves, denies; admin: everything",
+)
 def token_create(name: str, role: str) -> None:
     """Print a new token once, and the config entry (its SHA-256) to add under auth.tokens."""
     from paramedic.api.auth import new_token, sha256_hex

@@ -11,8 +11,16 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from paramedic.core.runbooks import Duration, Flap
 
-Role = Literal["viewer", "responder", "admin"]
-ROLE_RANK: dict[str, int] = {"viewer": 0, "responder": 1, "admin": 2}
+Role = Literal["viewer", "sender", "responder", "admin"]
+# What each role may do. Not a ladder: a ``sender`` (Alertmanager, Grafana, PagerDuty, CI/CD) posts
+# alerts and changes and cannot read; a ``viewer`` reads and changes nothing, since a posted alert
+# runs ``auto`` runbooks and a posted change steers rollback runbooks; ``admin`` may do everything.
+ROLE_GRANTS: dict[str, frozenset[str]] = {
+    "viewer": frozenset({"viewer"}),
+    "sender": frozenset({"sender"}),
+    "responder": frozenset({"viewer", "responder"}),
+    "admin": frozenset({"viewer", "sender", "responder", "admin"}),
+}
 
 
 class _Strict(BaseModel):
