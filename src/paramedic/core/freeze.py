@@ -7,12 +7,20 @@ given with seconds), so ``"18:00"``-``"23:59"`` freezes through 23:59:59; an end
 the start crosses midnight into the next day. Time zones are a UTC offset (``+02:00``) or an
 IANA name (``Europe/Berlin``) read through ``zoneinfo``; daylight-saving changes follow the zone.
 
+A third kind is an Alertmanager ``time_intervals`` list (``core.timeintervals``), with
+Alertmanager's semantics, so a mute-time interval can be pasted as it is.
+
 Configuration (``automation.freeze`` in ``paramedic.yaml``) is parsed by
 ``parse_freeze_windows``::
 
     - {name: year-end, start: 2024-12-20T00:00:00Z, end: 2025-01-02T09:00:00Z}
     - {name: weekend-evenings, days: [fri, sat], start: "18:00", end: "23:59",
        timezone: Europe/Berlin}
+    - name: offhours                      # Alertmanager's time_interval, as in its config
+      time_intervals:
+        - weekdays: ['monday:friday']
+          times: [{start_time: "18:00", end_time: "24:00"}]
+          location: Europe/Berlin
 """
 
 from __future__ import annotations
@@ -27,6 +35,8 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
+
+from paramedic.core.timeintervals import TimeIntervalError, TimeIntervals, parse_time_intervals
 
 
 class Weekday(StrEnum):
@@ -137,7 +147,7 @@ class FreezeWindow:
     """A named change freeze; ``reason`` is shown to people whose action it stops."""
 
     name: str
-    when: Once | Weekly
+    when: Once | Weekly | TimeIntervals
     reason: str = ""
 
     def occurrence(self, now: datetime) -> tuple[datetime, datetime] | None:
@@ -217,13 +227,15 @@ def _instant(value: object, what: str) -> datetime:
 
 
 class FreezeWindowConfig(BaseModel):
-    """One entry of ``automation.freeze``: absolute ``start``/``end``, or ``days`` + clock times."""
+    """One entry of ``automation.freeze``: absolute ``start``/``end``, ``days`` + clock times, or
+    Alertmanager's ``time_intervals``."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(min_length=1, max_length=100)
-    start: Any
-    end: Any
+    start: Any = None
+    end: Any = None
+    time_intervals: list[Any] | None = None
     days: list[Weekday] | None = None
     timezone: str = "UTC"
     reason: str = ""
@@ -255,7 +267,17 @@ class FreezeWindowConfig(BaseModel):
         return self
 
     def to_window(self) -> FreezeWindow:
-        when: Once | Weekly
+        when: Once | Weekly | TimeIntervals
+        if self.time_intervals is not None:
+            if self.days is not None or self.start is not None or self.end is not None or self.timezone != "UTC":
+                raise ValueError("time_intervals stands alone: put days, times and location inside it")
+            try:
+                when = parse_time_intervals(self.time_intervals)
+            except TimeIntervalError as exc:
+                raise ValueError(f"time_intervals: {exc}") from exc
+            return FreezeWindow(name=self.name, when=when, reason=self.reason)
+        if self.start is None or self.end is None:
+            raise ValueError("a freeze needs start and end, or time_intervals (Alertmanager's form)")
         if self.days is None:
             if self.timezone != "UTC":
                 raise ValueError("timezone applies to weekly windows; put the offset in start/end")
