@@ -70,6 +70,14 @@ class Automation(_Strict):
     unknown_alerts: Literal["escalate", "ignore"] = "escalate"
 
 
+class Silences(_Strict):
+    """Silence an Alertmanager alert while paramedic remediates it (``engine.silences``)."""
+
+    alertmanager_url: str = Field(pattern=r"^https?://")
+    duration: Duration = timedelta(minutes=30)  # the longest a silence lasts if paramedic never expires it
+    link: str = ""  # paramedic's public URL, for a link to the incident in the silence's comment
+
+
 class Config(_Strict):
     listen: str = "127.0.0.1:8080"
     database: str = "sqlite:///paramedic.db"
@@ -86,6 +94,7 @@ class Config(_Strict):
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     log_format: Literal["json", "text"] = "json"
     instance_name: str = ""
+    silences: Silences | None = None
 
     @field_validator("listen")
     @classmethod

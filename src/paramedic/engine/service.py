@@ -38,6 +38,7 @@ from paramedic.engine.metrics import METRICS
 from paramedic.engine.notifier import Notifier, SettingsTickets
 from paramedic.engine.runner import RunContext, Runner
 from paramedic.engine.settings import format_errors
+from paramedic.engine.silences import Silencer
 from paramedic.ingest import probes as probe_mod
 from paramedic.notify import factory as sink_factory
 from paramedic.runbooks import dsl as pyrunbooks
@@ -75,6 +76,7 @@ class Paramedic:
     _http: httpx.AsyncClient | None = None
     notifier: Notifier | None = None
     enricher: enrichment.Enricher | None = None
+    silencer: Silencer | None = None
     run_hooks: list[Callable[[RunRow, bool, str], Awaitable[None]]] = field(default_factory=list)
     policy: guard.Policy = field(default_factory=guard.Policy)
     _probe_health: dict[str, bool] = field(default_factory=dict)
@@ -258,6 +260,8 @@ class Paramedic:
                     self._tokens = max(0, self._tokens - 1)
                 continue
             try:
+                if self.silencer is not None:
+                    await self.silencer.on_claimed(run)
                 await Runner(ctx, run).execute()
             except StoreUnavailable as exc:
                 log.error("run %s interrupted: %s; it will resume when its lease expires", run.id, exc)
@@ -370,6 +374,11 @@ class Paramedic:
             config=self.config, registry=self.registry, db=self.db, clock=self.clock, http=self.http
         )
         self.run_hooks.append(self.enricher.on_run_finished)  # charts redrawn with the actions taken
+        if self.silencer is not None and self.silencer.on_finished in self.run_hooks:
+            self.run_hooks.remove(self.silencer.on_finished)
+        if self.config.silences is not None:  # no page for what is already being fixed
+            self.silencer = Silencer(db=self.db, clock=self.clock, http=lambda: self.http, cfg=self.config.silences)
+            self.run_hooks.append(self.silencer.on_finished)
         sinks = sink_factory.build_sinks(
             self.config.sinks, client=self.http, tickets=SettingsTickets(self.db, self.clock)
         )

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -28,6 +28,10 @@ def put_setting(conn: Connection, key: str, value: Any, *, now: datetime, by: st
     conn.execute(
         stmt.on_conflict_do_update(index_elements=["key"], set_={"value": value, "updated_at": now, "updated_by": by})
     )
+
+
+def delete_setting(conn: Connection, key: str) -> None:
+    conn.execute(delete(settings).where(settings.c.key == key))
 
 
 def paused(conn: Connection) -> bool:
