@@ -93,6 +93,7 @@ class FakeKube:
     requests: list[Recorded] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
     pdb_blocked: set[tuple[str, str]] = field(default_factory=set)
+    pdb_refusals: dict[tuple[str, str], int] = field(default_factory=dict)  # refuse this many times, then allow
     failures: list[tuple[str, re.Pattern[str], int]] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -294,6 +295,11 @@ class FakeKube:
             raise self._violation(400, "namespace in URL does not match namespace in Eviction")
         if ("pods", ns, name) not in self.objects:
             raise ApiError(404, "NotFound", f'pods "{name}" not found', {"name": name, "kind": "pods"})
+        if self.pdb_refusals.get((ns, name), 0) > 0:
+            self.pdb_refusals[(ns, name)] -= 1
+            self.pdb_blocked.add((ns, name))
+        elif (ns, name) in self.pdb_refusals:
+            self.pdb_blocked.discard((ns, name))
         if (ns, name) in self.pdb_blocked:
             raise ApiError(
                 429, "TooManyRequests", "Cannot evict pod as it would violate the pod's disruption budget.",

@@ -388,15 +388,62 @@ def test_drain_refuses_unmanaged_pods_before_touching_anything(kube: FakeKube, e
     assert len([w for w in kube.writes() if w.method == "POST"]) == 4
 
 
-def test_drain_reports_pdb_refusals(kube: FakeKube, ex: KubernetesExecutor) -> None:
-    """At paramedic's boundary against a fake API server (none can run here): a PDB blocks one pod."""
+class FakeTime:
+    """Loop time for the drain's PDB retries: a sleep advances it at once."""
+
+    def __init__(self) -> None:
+        self.now, self.sleeps = 0.0, []
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def timed(kube: FakeKube) -> Iterator[tuple[KubernetesExecutor, FakeTime]]:
+    t = FakeTime()
+    executor = KubernetesExecutor(
+        client_factory=lambda: k8s.ApiClient(k8s.Configuration(host=kube.url)), namespace="shop", timeout=5,
+        clock=lambda: NOW, sleep=t.sleep, monotonic=t.monotonic,
+    )  # fmt: skip
+    yield executor, t
+    asyncio.run(executor.aclose())
+
+
+def _evictions(kube: FakeKube, pod: str) -> int:
+    return sum(1 for r in kube.requests if r.method == "POST" and r.path.endswith(f"/pods/{pod}/eviction"))
+
+
+def test_drain_retries_a_pdb_refusal_like_kubectl_until_the_budget_allows_it(
+    kube: FakeKube, timed: tuple[KubernetesExecutor, FakeTime]
+) -> None:
+    """At paramedic's boundary against a fake API server (none can run here): the PDB refuses the
+    eviction (429) twice, then a replacement pod is ready and the third attempt succeeds."""
+    ex, t = timed
+    kube.pdb_refusals[("shop", "web-ccc-2")] = 2
+    result = run(ex, "kubernetes.drain", node="node-1")
+    assert result.summary == "drained node node-1: evicted shop/web-ccc-1, shop/web-ccc-2"
+    assert t.sleeps == [5.0, 5.0]
+    assert (_evictions(kube, "web-ccc-1"), _evictions(kube, "web-ccc-2")) == (1, 3)
+
+
+def test_drain_reports_pdb_refusals_once_the_steps_timeout_is_nearly_spent(
+    kube: FakeKube, timed: tuple[KubernetesExecutor, FakeTime]
+) -> None:
+    """At paramedic's boundary against a fake API server (none can run here): a PDB blocks one pod for good."""
+    ex, t = timed
     kube.pdb_blocked.add(("shop", "web-ccc-2"))
     with pytest.raises(PermanentError) as err:
-        run(ex, "kubernetes.drain", node="node-1")
+        run(ex, "kubernetes.drain", node="node-1")  # timeout 20s: 90% of it is the retry budget
     assert err.value.reason == "pdb"
     assert str(err.value) == (
-        "drained node node-1: evicted shop/web-ccc-1; a PodDisruptionBudget refused shop/web-ccc-2"
+        "drained node node-1: evicted shop/web-ccc-1; a PodDisruptionBudget refused shop/web-ccc-2 (retried for 15s)"
     )
+    assert t.sleeps == [5.0, 5.0, 5.0]
+    assert _evictions(kube, "web-ccc-2") == 4
 
 
 # -- errors, state, targets, configuration ------------------------------------------------------------------------

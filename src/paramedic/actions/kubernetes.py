@@ -15,6 +15,8 @@ and builds a ``Plan``: ``describe`` shows it, ``execute`` applies it. What goes 
 - cordon: strategic merge patch ``spec.unschedulable: true`` (``kubectl cordon``).
 - drain: ``kubectl drain --ignore-daemonsets`` without waiting for termination: refuses unmanaged or
   emptyDir pods before touching anything, then cordons and evicts all but DaemonSet and mirror pods.
+  An eviction a PodDisruptionBudget refuses (429) is retried every ``pdb_retry`` (5s, as kubectl does)
+  until the step's timeout is nearly spent; only then is the drain a ``pdb`` failure naming the pods.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import copy
 import json
 import re
 import threading
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -241,19 +244,23 @@ class KubernetesExecutor:
 
     def __init__(
         self, *, client_factory: Callable[[], Any] | None, namespace: str = "default", timeout: float = 10.0,
-        clock: Callable[[], datetime] | None = None,
+        clock: Callable[[], datetime] | None = None, pdb_retry: float = 5.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep, monotonic: Callable[[], float] = time.monotonic,
     ) -> None:  # fmt: skip
         self._factory, self._client, self._lock = client_factory, None, threading.Lock()
         self._namespace, self._timeout = namespace, timeout
         self._clock = clock or (lambda: datetime.now(UTC))
+        self._pdb_retry, self._sleep, self._monotonic = pdb_retry, sleep, monotonic
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> KubernetesExecutor:
-        """``{kubeconfig, context, in_cluster, namespace, timeout}``; nothing is read until first use."""
+        """``{kubeconfig, context, in_cluster, namespace, timeout, pdb_retry}``; nothing is read until first use."""
         timeout = parse_duration(cfg.get("timeout", 10)).total_seconds()
+        pdb_retry = parse_duration(cfg.get("pdb_retry", 5)).total_seconds()
         return cls(
-            client_factory=_client_factory(cfg), namespace=str(cfg.get("namespace") or "default"), timeout=timeout
-        )
+            client_factory=_client_factory(cfg), namespace=str(cfg.get("namespace") or "default"), timeout=timeout,
+            pdb_retry=max(pdb_retry, 0.1),
+        )  # fmt: skip
 
     def actions(self) -> Sequence[ActionSpec]:
         return [RESTART, SCALE, ROLLBACK, EVICT, CORDON, DRAIN]
@@ -355,7 +362,9 @@ class KubernetesExecutor:
             return await self._plan_cordon(_name(args["node"], "node"))
         if action == DRAIN.name:
             force, emptydir = bool(args.get("force")), bool(args.get("delete_emptydir_data"))
-            return await self._plan_drain(_name(args["node"], "node"), force=force, emptydir=emptydir)
+            return await self._plan_drain(
+                _name(args["node"], "node"), force=force, emptydir=emptydir, budget=request.timeout * 0.9
+            )
         raise PermanentError(f"unknown action {action!r}", reason="unknown_action")
 
     async def _plan_restart(self, w: Workload) -> Plan:
@@ -461,7 +470,7 @@ class KubernetesExecutor:
 
         return Plan(f"would mark node {node} unschedulable", apply)
 
-    async def _plan_drain(self, node: str, *, force: bool, emptydir: bool) -> Plan:
+    async def _plan_drain(self, node: str, *, force: bool, emptydir: bool, budget: float) -> Plan:
         def split(pods: list[Obj]) -> tuple[list[Obj], dict[str, str]]:
             """(pods to evict, pods left alone and why); refuses like kubectl drain does."""
             skipped = {_ref(p): why for p in pods if (why := _drain_skip(p))}
@@ -482,19 +491,30 @@ class KubernetesExecutor:
         async def apply() -> ActionResult:
             if cordon.apply is not None:
                 await cordon.apply()
-            done, blocked = [], []
-            for pod in split(await self._node_pods(node))[0]:  # again: nothing new lands on a cordoned node
-                try:
-                    await self._evict(pod["metadata"]["namespace"], pod["metadata"]["name"])
-                    done.append(_ref(pod))
-                except PermanentError as exc:
-                    if exc.reason == "pdb":
-                        blocked.append(_ref(pod))
-                    elif exc.reason != "not_found":  # gone already is what a drain wants
-                        raise
+            done: list[str] = []
+            pending = split(await self._node_pods(node))[0]  # again: nothing new lands on a cordoned node
+            deadline, waited = self._monotonic() + budget, 0.0
+            while True:
+                blocked = []
+                for pod in pending:
+                    try:
+                        await self._evict(pod["metadata"]["namespace"], pod["metadata"]["name"])
+                        done.append(_ref(pod))
+                    except PermanentError as exc:
+                        if exc.reason == "pdb":
+                            blocked.append(pod)
+                        elif exc.reason != "not_found":  # gone already is what a drain wants
+                            raise
+                if not blocked or self._monotonic() + self._pdb_retry > deadline:
+                    break
+                await self._sleep(self._pdb_retry)  # as kubectl drain: the budget frees up as pods come back
+                waited += self._pdb_retry
+                pending = blocked
             summary = f"drained node {node}: evicted {', '.join(done) or 'nothing'}"
             if blocked:
-                raise PermanentError(f"{summary}; a PodDisruptionBudget refused {', '.join(blocked)}", reason="pdb")
+                refused = ", ".join(map(_ref, blocked))
+                retried = f" (retried for {waited:g}s)" if waited else ""
+                raise PermanentError(f"{summary}; a PodDisruptionBudget refused {refused}{retried}", reason="pdb")
             return ActionResult(summary=summary, details={"evicted": ", ".join(done)})
 
         return Plan(text, apply)
