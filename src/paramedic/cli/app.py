@@ -582,5 +582,11 @@ def lab(scenario: str, baseline: bool, out_dir: str | None) -> None:
     sys.exit(code)
 
 
+# ---- backtest, candidates (cli/history.py) ------------------------------------------------------
+from paramedic.cli.history import backtest, candidates  # noqa: E402 - registers on ``main``, defined above
+
+main.add_command(backtest)
+main.add_command(candidates)
+
 if __name__ == "__main__":  # pragma: no cover
     main()

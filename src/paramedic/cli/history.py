@@ -1,0 +1,241 @@
+"""``paramedic backtest`` and ``paramedic candidates``: the alert history, read offline.
+
+Registered on the main group by ``cli.app``; the work is done in ``testing.backtest`` and
+``testing.candidates``. Nothing here acts on anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+from rich.markup import escape
+from rich.table import Table
+
+from paramedic.cli.app import _load_config, err, fail, friendly, out
+from paramedic.core.durations import format_duration, parse_duration
+from paramedic.core.errors import ConfigError
+from paramedic.core.guardrails import scope_key
+
+_SOURCE_HELP = (
+    "prometheus:URL (its ALERTS series), db or db:URL (paramedic's incidents), "
+    "or a folder of payloads recorded by `paramedic record`"
+)
+
+
+def _duration(value: str, flag: str) -> timedelta:
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise ConfigError(f"{flag} {value!r}: {exc}") from None
+
+
+def _period(since: str, until: str | None, history_of: Any = None) -> Any:
+    from paramedic.testing.history import Period
+
+    now = datetime.now(UTC)
+    end = None
+    if until:
+        try:
+            end = datetime.fromisoformat(until.replace("Z", "+00:00"))
+        except ValueError:
+            fail(f"--until {until!r} is not an ISO 8601 time, like 2024-05-01T12:00:00Z")
+        end = end if end is not None and end.tzinfo else end.replace(tzinfo=UTC) if end else None
+    if since == "all":
+        return Period(datetime(1970, 1, 2, tzinfo=UTC), end or now + timedelta(days=3650))
+    return Period.since(since, now=now, until=end)
+
+
+def _fit(period: Any, episodes: list[Any], since: str) -> Any:
+    """``--since all``: the period the episodes span."""
+    from paramedic.testing.history import Period
+
+    if since != "all" or not episodes:
+        return period
+    start = min(e.starts_at for e in episodes)
+    end = max(max((e.ends_at or e.seen_at) for e in episodes), max(e.seen_at for e in episodes))
+    return Period(start, end + timedelta(seconds=1))
+
+
+def _targets(path: str | None) -> dict[str, frozenset[str]]:
+    """``--targets FILE``: ``[{scope: {service: web}, targets: [a, b]}, …]``."""
+    if path is None:
+        return {}
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"--targets {path}: cannot read: {exc}") from None
+    if not isinstance(data, list):
+        raise ConfigError(f"--targets {path}: expected a list of {{scope: {{label: value}}, targets: [names]}}")
+    out_: dict[str, frozenset[str]] = {}
+    for i, item in enumerate(data):
+        if not (
+            isinstance(item, dict) and isinstance(item.get("scope"), dict) and isinstance(item.get("targets"), list)
+        ):
+            raise ConfigError(f"--targets {path}: entry {i + 1} needs scope: {{label: value}} and targets: [names]")
+        scope = {str(k): str(v) for k, v in item["scope"].items()}
+        out_[scope_key(scope, list(scope))] = frozenset(str(t) for t in item["targets"])
+    return out_
+
+
+@click.command()
+@click.argument("runbooks", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--from", "source", required=True, help=_SOURCE_HELP)
+@click.option("--since", default="30d", show_default=True, help="how far back (30d, 12h), an ISO time, or `all`")
+@click.option("--until", help="end of the period (ISO 8601; default now)")
+@click.option("--config", "-c", help="config file: freeze windows, flap default, database, prometheus_url")
+@click.option("--step", default="15s", show_default=True, help="Prometheus: query step (the rule evaluation interval)")
+@click.option("--delay", default="0s", show_default=True, help="Prometheus: delivery delay (Alertmanager group_wait)")
+@click.option("--as-filed", is_flag=True, help="keep each runbook's own mode (default: replay all as if auto)")
+@click.option(
+    "--assume",
+    type=click.Choice(["history", "success"]),
+    default="history",
+    show_default=True,
+    help="an action is verified if the alert resolved within the verify window (history), or always",
+)
+@click.option("--soon", default="5m", show_default=True, help="'resolved by itself soon after' the action")
+@click.option("--targets", "targets_file", type=click.Path(exists=True, dir_okay=False), help="known targets (YAML)")
+@click.option("--prometheus", "prometheus_url", help="check the series verifications read (default: the source)")
+@click.option("--report", "report_dir", type=click.Path(file_okay=False), help="write report.html and PNG charts here")
+@click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
+@click.option("--decisions", is_flag=True, help="with --json: every decision, one per runbook and episode")
+@friendly
+def backtest(
+    runbooks: tuple[str, ...],
+    source: str,
+    since: str,
+    until: str | None,
+    config: str | None,
+    step: str,
+    delay: str,
+    as_filed: bool,
+    assume: str,
+    soon: str,
+    targets_file: str | None,
+    prometheus_url: str | None,
+    report_dir: str | None,
+    as_json: bool,
+    decisions: bool,
+) -> None:
+    """Replay real alert history through RUNBOOKS and the guardrails, with the history's clock.
+
+    Nothing runs. For each runbook: episodes matched, actions it would have taken, refusals by
+    guardrail (rate limit, blast radius, flapping, firing_for, freeze, breaker), peak
+    concurrency, targets touched, and the episodes it acted on that resolved by themselves soon
+    after (a weak trigger). Also: data quality (flapping alerts, missing labels, absent series).
+
+    \b
+    paramedic backtest runbooks/ --from prometheus:http://127.0.0.1:9090 --since 30d --report out/
+    paramedic backtest runbooks/ --from db --since 7d --json
+    paramedic backtest runbooks/ --from recorded/ --since all
+    """
+    from paramedic.core.freeze import parse_freeze_windows
+    from paramedic.testing import backtest as bt
+    from paramedic.testing import data_quality, history_prometheus, sources
+    from paramedic.testing.backtest_report import render_table, to_json, write_report
+
+    cfg = _load_config(config)
+    try:
+        freeze = tuple(parse_freeze_windows(cfg.automation.freeze))
+    except ValueError as exc:
+        raise ConfigError(f"automation.freeze in the config: {exc}") from None
+    where = sources.parse_source(source, database=cfg.database)
+    step_td, delay_td = _duration(step, "--step"), _duration(delay, "--delay")
+    period = _period(since, until)
+    history = sources.read(where, period, step=step_td, delay=delay_td)
+    period = _fit(period, history.episodes, since)
+    for warning in history.warnings:
+        err.print(f"[yellow]{escape(warning)}[/]", highlight=False)
+    settings = bt.Settings(
+        freeze=freeze,
+        default_flap=cfg.automation.flap,
+        as_auto=not as_filed,
+        targets=_targets(targets_file),
+        outcome=bt.history_outcome if assume == "history" else bt.success_outcome,
+        soon=_duration(soon, "--soon"),
+    )
+    result = asyncio.run(bt.Backtest.load(list(runbooks)).run(history.episodes, period, settings))
+    prom = prometheus_url or where.prometheus_url or cfg.prometheus_url
+    present = None
+    if prom:
+
+        def present(query: str, within: Any) -> bool:
+            return history_prometheus.present(prom, query, within, step=step_td)
+
+    quality = data_quality.assess(result, present=present)
+    if as_json:
+        click.echo(json.dumps(to_json(result, quality, decisions=decisions), indent=2))
+    else:
+        render_table(result, quality, out)
+    if report_dir:
+        command = "paramedic backtest " + " ".join([*runbooks, "--from", source, "--since", since])
+        path = write_report(result, quality, Path(report_dir), command=command)
+        err.print(f"report: {path}", highlight=False)
+
+
+@click.command()
+@click.option("--from", "source", default="db", show_default=True, help=_SOURCE_HELP)
+@click.option("--since", default="30d", show_default=True, help="how far back (30d, 12h), an ISO time, or `all`")
+@click.option("--until", help="end of the period (ISO 8601; default now)")
+@click.option("--config", "-c", help="config file: database, runbooks, flap default")
+@click.option("--runbooks", "runbook_paths", multiple=True, type=click.Path(exists=True), help="default: the config's")
+@click.option("--step", default="15s", show_default=True, help="Prometheus: query step")
+@click.option("--limit", default=20, show_default=True, help="rows to show")
+@click.option("--json", "as_json", is_flag=True, help="print the ranking as JSON")
+@friendly
+def candidates(
+    source: str,
+    since: str,
+    until: str | None,
+    config: str | None,
+    runbook_paths: tuple[str, ...],
+    step: str,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """Rank the failure modes worth automating first, from incident and alert history.
+
+    Frequent, low-risk (one target at a time), easy to validate (the alert resolves), not
+    flapping, costly in human time (acknowledge → resolve), and not automated yet rank first.
+    Each row says why.
+    """
+    from paramedic.actions.registry import build_registry
+    from paramedic.runbooks import loading as loader
+    from paramedic.testing import sources
+    from paramedic.testing.candidates import rank
+
+    cfg = _load_config(config)
+    where = sources.parse_source(source, database=cfg.database)
+    period = _period(since, until)
+    history = sources.read(where, period, step=_duration(step, "--step"))
+    period = _fit(period, history.episodes, since)
+    paths = list(runbook_paths) or [p for p in cfg.runbooks if Path(p).exists()]
+    loaded = loader.load(paths, build_registry({}), lint=False)
+    if loaded.errors:
+        raise ConfigError("runbooks are invalid:\n" + "\n".join(str(p) for p in loaded.errors))
+    rows = rank(history.episodes, loaded.runbooks, period, flap=cfg.automation.flap)
+    if as_json:
+        click.echo(json.dumps([r.to_json() for r in rows[:limit]], indent=2))
+        return
+    days = (period.end - period.start) / timedelta(days=1)
+    out.print(f"{len(history.episodes)} episode(s) over {days:.1f} days, {len(rows)} failure mode(s)", highlight=False)
+    table = Table(show_lines=True)
+    for col in ("#", "alert", "service", "episodes", "human time", "runbook", "why"):
+        table.add_column(col)
+    for i, r in enumerate(rows[:limit], 1):
+        table.add_row(
+            str(i),
+            escape(r.alertname),
+            escape(r.service),
+            str(r.episodes),
+            format_duration(r.human_total),
+            escape(", ".join(f"{n} ({m})" for n, m in r.runbooks) or "-"),
+            escape("; ".join(r.why)),
+        )
+    out.print(table)
