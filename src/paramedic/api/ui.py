@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Connection
 
-from paramedic.api import charts, queries, ui_forms, views
+from paramedic.api import charts, queries, ui_forms, ui_lifecycle, views
 from paramedic.api.auth import Principal
 from paramedic.api.csrf import CsrfRefused
 from paramedic.api.pages import STATIC, LoginRequired, error_page, login_redirect, render, ui_user
@@ -36,6 +36,11 @@ NOTICES = {
     "pause": "Automation is paused: no action runs until it is resumed.",
     "resume": "Automation is resumed.",
     "reset": "The circuit breaker is closed again.",
+    "acknowledge": "You acknowledged the incident: it is yours now.",
+    "resolve": "The incident is resolved; your reason is in the audit trail.",
+    "note": "Your note is on the timeline.",
+    "assign": "The incident is assigned; the assignee is notified.",
+    "snooze": "Snoozed: paramedic reminds everyone when the snooze ends, if it is still open.",
 }
 AUDIT_PAGE = 50
 
@@ -193,3 +198,4 @@ def mount(app: FastAPI, pm: Paramedic) -> None:
         return await page(request, "docs.html", who=who, title="API reference", endpoints=endpoints)
 
     ui_forms.mount(app, pm)
+    ui_lifecycle.mount(app, pm)

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
+from paramedic.api import escalation
 from paramedic.core.durations import format_duration
 from paramedic.store import audit as audit_repo
 from paramedic.store import runs as runs_repo
@@ -44,6 +45,12 @@ def incident(row: IncidentRow) -> dict[str, Any]:
         "time_to_mitigate_s": ttm,
         "mttr_s": mttr,
         "mttr": format_duration(mttr) if mttr is not None else None,
+        "acknowledged_by": row.acknowledged_by,
+        "assignee": row.assignee,
+        "assignee_kind": row.assignee_kind,
+        "snoozed_until": _t(row.snoozed_until),
+        "resolved_by": row.resolved_by,
+        "resolution": row.resolution,
     }
 
 
@@ -121,4 +128,10 @@ def incident_detail(conn: Connection, row: IncidentRow) -> dict[str, Any]:
         }
         for e in reversed(audit_repo.page(conn, incident_id=row.id, limit=500))
     ]
+    out["notes"] = [
+        {"at": t["at"], "by": t["actor"], "text": t["data"].get("text", "")}
+        for t in out["timeline"]
+        if t["kind"] == "incident.note"
+    ]
+    out["escalation"] = escalation.banner(out)
     return out

@@ -302,6 +302,9 @@ def _call(url: str, method: str, path: str, **kwargs: Any) -> Any:
             detail = r.json().get("error") or r.json().get("detail")
         except ValueError:
             detail = r.text
+        if isinstance(detail, list):  # FastAPI's validation errors: say what is wrong, not the JSON
+            msgs = [str(d.get("msg", d)) for d in detail if isinstance(d, dict)]
+            detail = "; ".join(m.removeprefix("Value error, ") for m in msgs)
         hint = " (set PARAMEDIC_TOKEN)" if r.status_code == 401 else ""
         fail(f"{method} {path} → {r.status_code}: {detail}{hint}", 1)
     return r.json()
@@ -342,6 +345,70 @@ def incidents_show(incident_id: int, url: str) -> None:
     from paramedic.cli.render import render_incident
 
     render_incident(_call(url, "GET", f"/api/v1/incidents/{incident_id}"), out)
+
+
+def _changed(data: dict[str, Any], what: str) -> None:
+    from paramedic.cli.render import safe
+
+    out.print(f"incident {data['id']}: {what} (status {safe(data['status'])})", highlight=False)
+
+
+@incidents.command("ack")
+@click.argument("incident_id", type=int)
+@URL
+@friendly
+def incidents_ack(incident_id: int, url: str) -> None:
+    """Acknowledge INCIDENT_ID: you are on it (responder role; audited)."""
+    data = _call(url, "POST", f"/api/v1/incidents/{incident_id}/acknowledge")
+    _changed(data, f"acknowledged by {data['acknowledged_by']}")
+
+
+@incidents.command("resolve")
+@click.argument("incident_id", type=int)
+@click.option("--reason", required=True, help="why it is closed (kept in the audit trail)")
+@URL
+@friendly
+def incidents_resolve(incident_id: int, reason: str, url: str) -> None:
+    """Resolve INCIDENT_ID by hand; its MTTR counts until now. Actions still waiting are cancelled."""
+    data = _call(url, "POST", f"/api/v1/incidents/{incident_id}/resolve", json={"reason": reason})
+    _changed(data, f"resolved by {data['resolved_by']}, MTTR {data['mttr']}")
+
+
+@incidents.command("note")
+@click.argument("incident_id", type=int)
+@click.argument("text")
+@URL
+@friendly
+def incidents_note(incident_id: int, text: str, url: str) -> None:
+    """Add TEXT to the timeline of INCIDENT_ID (what you saw, what you did by hand)."""
+    data = _call(url, "POST", f"/api/v1/incidents/{incident_id}/notes", json={"text": text})
+    _changed(data, "note added")
+
+
+@incidents.command("assign")
+@click.argument("incident_id", type=int)
+@click.option("--to", "person", help="a person")
+@click.option("--team", help="a team")
+@URL
+@friendly
+def incidents_assign(incident_id: int, person: str | None, team: str | None, url: str) -> None:
+    """Assign INCIDENT_ID to a person (--to) or a team (--team); the assignee is notified."""
+    if (person is None) == (team is None):
+        fail("give one of --to PERSON or --team TEAM")
+    body = {"person": person} if person is not None else {"team": team}
+    data = _call(url, "POST", f"/api/v1/incidents/{incident_id}/assign", json=body)
+    _changed(data, f"assigned to {data['assignee_kind']} {data['assignee']}")
+
+
+@incidents.command("snooze")
+@click.argument("incident_id", type=int)
+@click.option("--for", "duration", required=True, help="how long, like 30m or 2h (at most 24h)")
+@URL
+@friendly
+def incidents_snooze(incident_id: int, duration: str, url: str) -> None:
+    """Acknowledge INCIDENT_ID and be reminded when the snooze ends, if it is still open."""
+    data = _call(url, "POST", f"/api/v1/incidents/{incident_id}/snooze", json={"for": duration})
+    _changed(data, f"snoozed until {data['snoozed_until']}")
 
 
 @main.command()

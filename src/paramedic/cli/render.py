@@ -82,7 +82,7 @@ def render_incident(data: dict[str, Any], console: Console) -> None:
         f"[bold]incident {data['id']}[/]: {safe(data['alertname'])} on {safe(target)} — {safe(data['status'])}",
         highlight=False,
     )
-    banner = data.get("banner")
+    banner = data.get("escalation")
     if banner:
         console.print(f"  [bold red]a human is needed:[/] {safe(banner['why'])}", highlight=False)
         for line in banner.get("tried", []):

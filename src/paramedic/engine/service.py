@@ -43,12 +43,12 @@ from paramedic.ingest import probes as probe_mod
 from paramedic.notify import factory as sink_factory
 from paramedic.runbooks import dsl as pyrunbooks
 from paramedic.runbooks import loading as rb_loader
-from paramedic.store import audit, migrate, state
+from paramedic.store import audit, lifecycle, migrate, state
 from paramedic.store import incidents as inc_repo
 from paramedic.store import runs as runs_repo
 from paramedic.store.db import Database, make_engine
 from paramedic.store.incidents import RunSeed
-from paramedic.store.rows import IngestResult, RunRow
+from paramedic.store.rows import IncidentRow, IngestResult, RunRow
 
 log = logging.getLogger("paramedic.engine")
 T = TypeVar("T")
@@ -322,6 +322,7 @@ class Paramedic:
 
     def _expire_once(self, conn: Connection) -> None:
         now = self.clock()
+        lifecycle.end_snoozes(conn, now=now)  # reminders go out on the notifier's next poll
         for run in runs_repo.expired_approvals(conn, now=now):
             runs_repo.finish(
                 conn,
@@ -442,6 +443,19 @@ class Paramedic:
             await asyncio.sleep(0.05)
 
     # ---- operator commands --------------------------------------------------------------------
+    async def on_incident(self, incident_id: int, change: Callable[..., IncidentRow], **kwargs: Any) -> IncidentRow:
+        """A human change to an incident (``store.lifecycle``): 404 if it does not exist, 409 if
+        it is resolved already. The change and its audit entry are one transaction."""
+        try:
+            row = await self.write(change, incident_id, now=self.clock(), **kwargs)
+        except lifecycle.IncidentMissing as exc:
+            raise OperationError(str(exc), status=404) from exc
+        except lifecycle.IncidentClosed as exc:
+            raise OperationError(str(exc)) from exc
+        if self.notifier is not None:
+            self.notifier.kick()
+        return row
+
     async def reset_breaker(self, runbook: str, *, actor: str) -> int:
         if self.runbooks.get(runbook) is None:
             raise OperationError(f"no runbook named {runbook!r} is loaded", status=404)

@@ -32,6 +32,8 @@ HEADINGS = {
     "mitigated": "Mitigated by paramedic",
     "resolved": "Resolved",
     "breaker_opened": "Circuit breaker opened",
+    "assigned": "Assigned",
+    "snooze_ended": "Still open after a snooze",
 }
 MAX_LABELS = 12
 MAX_LINE = 300

@@ -273,7 +273,20 @@ def escalate(conn: Connection, incident_id: int, *, now: datetime, reason: str, 
     outbox.enqueue(conn, incident_id=incident_id, event="escalated", now=now, data={"reason": reason})
 
 
-def resolve(conn: Connection, incident_id: int, *, at: datetime, now: datetime, actor: str) -> None:
+def resolve(
+    conn: Connection,
+    incident_id: int,
+    *,
+    at: datetime,
+    now: datetime,
+    actor: str,
+    human: str = "",
+    reason: str = "",
+) -> None:
+    """Close the incident: by its alert resolving, or by ``human`` with a ``reason``."""
+    extra: dict[str, Any] = {}
+    if human:
+        extra = {"resolved_by": human, "resolution": reason, "snoozed_until": None}
     conn.execute(
         update(incidents)
         .where(incidents.c.id == incident_id)
@@ -283,27 +296,20 @@ def resolve(conn: Connection, incident_id: int, *, at: datetime, now: datetime, 
             ends_at=at,
             open_key=None,
             last_seen_at=now,
+            **extra,
         )
     )
+    why = f"resolved by {human}: {reason}" if human else "resolved: the alert resolved before the action ran"
     cancelled = conn.execute(
         update(runs)
         .where(and_(runs.c.incident_id == incident_id, runs.c.status.in_(CANCELLABLE)))
-        .values(
-            status="cancelled",
-            reason="resolved: the alert resolved before the action ran",
-            finished_at=now,
-            updated_at=now,
-        )
+        .values(status="cancelled", reason=why, finished_at=now, updated_at=now)
         .returning(runs.c.id)
     ).all()
-    audit.append(
-        conn,
-        at=now,
-        kind="incident.resolved",
-        actor=actor,
-        incident_id=incident_id,
-        data={"resolved_at": at.isoformat(), "cancelled_runs": [int(r.id) for r in cancelled]},
-    )
+    data: dict[str, Any] = {"resolved_at": at.isoformat(), "cancelled_runs": [int(r.id) for r in cancelled]}
+    if human:
+        data["reason"] = reason
+    audit.append(conn, at=now, kind="incident.resolved", actor=actor, incident_id=incident_id, data=data)
     from paramedic.store import outbox
 
     outbox.enqueue(conn, incident_id=incident_id, event="resolved", now=now, data={})

@@ -32,6 +32,12 @@ class IncidentRow:
     resolved_at: datetime | None
     ends_at: datetime | None
     generator_url: str
+    acknowledged_by: str | None = None
+    assignee: str | None = None
+    assignee_kind: str | None = None
+    snoozed_until: datetime | None = None
+    resolved_by: str | None = None
+    resolution: str | None = None
 
     @classmethod
     def of(cls, row: Any) -> IncidentRow:

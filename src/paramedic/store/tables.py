@@ -85,6 +85,13 @@ incidents = Table(
     Column("resolved_at", TS),
     Column("ends_at", TS),
     Column("generator_url", Text, nullable=False, default=""),
+    # the human side (migration 0002): who acknowledged, who owns it now, snooze, who resolved and why
+    Column("acknowledged_by", String(128)),
+    Column("assignee", String(256)),
+    Column("assignee_kind", String(16)),  # person | team
+    Column("snoozed_until", TS),
+    Column("resolved_by", String(128)),
+    Column("resolution", Text),
     UniqueConstraint("source", "fingerprint", "starts_at", name="uq_incidents_episode"),
     Index("ix_incidents_status", "status"),
     Index("ix_incidents_fp", "source", "fingerprint"),
