@@ -49,11 +49,13 @@ from paramedic.core.durations import parse_duration
 from paramedic.core.errors import ActionError, ConfigError, TemplateError
 from paramedic.core.incidents import Delivery
 from paramedic.core.plan import Plan
+from paramedic.core.runbooks import Runbook
 from paramedic.core.templating import Renderer
 from paramedic.engine.clock import Clock
 from paramedic.enrich.base import CollectError, Collector, EnrichRequest, Evidence, EvidenceStatus, Mark
 from paramedic.enrich.changes import Change, ChangesCollector
 from paramedic.enrich.logs import LogsCollector
+from paramedic.enrich.loki import LokiCollector
 from paramedic.enrich.metrics import PrometheusCollector
 from paramedic.enrich.settings import EnrichSettings as EnrichSettings  # re-exported for service
 from paramedic.enrich.settings import spec_key, split_spec
@@ -145,7 +147,9 @@ class Enricher:
         clock: Clock,
         collectors: Iterable[Collector],
         settings: EnrichSettings,
+        runbook_of: Callable[[str], Runbook | None] = lambda name: None,
     ) -> None:
+        self.runbook_of = runbook_of
         self.db = db
         self.clock = clock
         self.settings = settings
@@ -239,6 +243,10 @@ class Enricher:
                 out.append((kind, options))
 
         plans = [Plan.from_json(r.plan) for r in facts.runs if r.plan]
+        planned = {p.runbook for p in plans}
+        for name in facts.incident.runbooks:  # one that declined or failed planning still gathers its own
+            if name not in planned:
+                out.extend(self._own(name, facts.incident, add))
         for plan in plans:
             for spec in plan.enrich:
                 try:
@@ -253,6 +261,22 @@ class Enricher:
         if not any(isinstance(s, tuple) and s[0] == "changes" for s in out):
             add("changes", {})
         return out
+
+    def _own(self, name: str, row: IncidentRow, add: Callable[[str, Mapping[str, Any]], None]) -> list[Evidence]:
+        """The ``enrich`` list of a runbook that made no plan, rendered like its plan would have;
+        a spec whose label fails its pattern becomes failed evidence saying so."""
+        rb = self.runbook_of(name)
+        if rb is None or not rb.enrich:
+            return []
+        failed: list[Evidence] = []
+        renderer = Renderer(_alert_of(row), rb.params)
+        for i, spec in enumerate(rb.enrich):
+            try:
+                kind, raw = split_spec(spec, where=f"{name}.enrich[{i}]")
+                add(kind, renderer.render(dict(raw)))
+            except (ConfigError, TemplateError) as exc:
+                failed.append(Evidence.failed("invalid", f"enrich[{i}] of {name}", f"not collected: {exc}"))
+        return failed
 
     def _defaults(self, row: IncidentRow, add: Callable[[str, Mapping[str, Any]], None]) -> list[Evidence]:
         if all(split_spec(spec)[0] == "settings" for spec in self.settings.defaults):
@@ -426,7 +450,15 @@ def image_signature_ok(conn: Connection, incident_id: int, evidence_id: int, *, 
 
 
 # ---- building ----------------------------------------------------------------------------------
-def build(*, config: Config, registry: ExecutorRegistry, db: Database, clock: Clock, http: Any) -> Enricher:
+def build(
+    *,
+    config: Config,
+    registry: ExecutorRegistry,
+    db: Database,
+    clock: Clock,
+    http: Any,
+    runbook_of: Callable[[str], Runbook | None] = lambda name: None,
+) -> Enricher:
     """The enricher with every collector, from the configuration. Raises ``ConfigError``."""
     opts = EnrichSettings.from_config(config.enrich_defaults)
     sv = dict(config.executors.get("supervisor") or {})
@@ -454,6 +486,7 @@ def build(*, config: Config, registry: ExecutorRegistry, db: Database, clock: Cl
     collectors: list[Collector] = [
         PrometheusCollector(http, default_url=opts.prometheus_url, timeout=opts.timeout),
         LogsCollector(supervisor=proxy, supervisor_url=sv_url),
+        LokiCollector(http, default_url=opts.loki_url, timeout=opts.timeout),
         ChangesCollector(read_changes),
         TargetCollector(read_state),
         TracesCollector(
@@ -464,7 +497,7 @@ def build(*, config: Config, registry: ExecutorRegistry, db: Database, clock: Cl
             timeout=opts.timeout,
         ),
     ]
-    return Enricher(db=db, clock=clock, collectors=collectors, settings=opts)
+    return Enricher(db=db, clock=clock, collectors=collectors, settings=opts, runbook_of=runbook_of)
 
 
 def change_feed(

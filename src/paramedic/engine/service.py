@@ -372,7 +372,12 @@ class Paramedic:
         if self.enricher is not None and self.enricher.on_run_finished in self.run_hooks:
             self.run_hooks.remove(self.enricher.on_run_finished)
         self.enricher = enrichment.build(
-            config=self.config, registry=self.registry, db=self.db, clock=self.clock, http=self.http
+            config=self.config,
+            registry=self.registry,
+            db=self.db,
+            clock=self.clock,
+            http=self.http,
+            runbook_of=lambda name: self.runbooks.get(name),  # follows a reload of the runbooks
         )
         self.run_hooks.append(self.enricher.on_run_finished)  # charts redrawn with the actions taken
         if self.silencer is not None and self.silencer.on_finished in self.run_hooks:

@@ -21,6 +21,8 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from paramedic.core.durations import format_duration
+from paramedic.enrich.base import fenced
+from paramedic.enrich.logs import looks_like_error
 from paramedic.store import incidents as inc_repo
 from paramedic.store import runs as runs_repo
 from paramedic.store.rows import IncidentRow, RunRow, StepRow
@@ -37,6 +39,9 @@ HEADINGS = {
 }
 MAX_LABELS = 12
 MAX_LINE = 300
+EXCERPTS = 2  # log evidence rows whose excerpt a notification shows
+EXCERPT_ERRORS = 5
+EXCERPT_TAIL = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +52,7 @@ class EvidenceFact:
     status: str
     headline: str
     has_image: bool
+    excerpt: tuple[str, ...] = ()  # for log evidence: the lines a ticket shows, errors first
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +97,15 @@ def gather(conn: Connection, incident_id: int) -> tuple[IncidentFacts, bytes | N
     for e in conn.execute(select(evidence).where(evidence.c.incident_id == incident_id).order_by(evidence.c.id)):
         body = str(e.body or "").strip()
         facts.append(
-            EvidenceFact(int(e.id), e.kind, e.title, e.status, body.splitlines()[0] if body else "", bool(e.image))
+            EvidenceFact(
+                int(e.id),
+                e.kind,
+                e.title,
+                e.status,
+                body.splitlines()[0] if body else "",
+                bool(e.image),
+                log_excerpt(e.data) if e.kind == "logs" and e.status == "ok" else (),
+            )
         )
         if e.image and image is None and e.status == "ok":
             image, chart_id = base64.b64decode(e.image), int(e.id)
@@ -138,6 +152,7 @@ def compose(facts: IncidentFacts, *, event: str, reason: str, now: datetime) -> 
         parts.append(f"_Why this message:_ {escape(_clip(reason, 600))}")
     parts += ["**What fired**", *_fired(inc, now)]
     parts += ["**Evidence**", _evidence(facts.evidence)]
+    parts += _excerpts(facts.evidence)
     parts += ["**What paramedic did**", _actions(facts, now)]
     parts += ["**Now**", _now(inc, now)]
     return "\n\n".join(p for p in parts if p)
@@ -188,6 +203,22 @@ def _evidence(items: Sequence[EvidenceFact]) -> str:
             what = "timed out" if e.status == "timeout" else "failed"
             lines.append(f"- {label} — {what}: {escape(_clip(e.headline, MAX_LINE))}")
     return "\n".join(lines)
+
+
+def log_excerpt(data: object, *, errors: int = EXCERPT_ERRORS, tail: int = EXCERPT_TAIL) -> tuple[str, ...]:
+    """The lines of a log tail a ticket shows: the last ones that look like errors, then the last
+    lines, each once, in order, trimmed (they are redacted already, when they were collected)."""
+    lines = [str(x) for x in data.get("lines", [])] if isinstance(data, Mapping) else []
+    keep = {i for i, line in enumerate(lines) if looks_like_error(line)}
+    keep = set(sorted(keep)[-errors:]) | set(range(max(0, len(lines) - tail), len(lines)))
+    return tuple(_clip(lines[i], 300) for i in sorted(keep))
+
+
+def _excerpts(items: Sequence[EvidenceFact]) -> list[str]:
+    out = []
+    for e in [e for e in items if e.excerpt][:EXCERPTS]:
+        out += [f"**Log excerpt: {escape(_clip(e.title, 120))}**", fenced(list(e.excerpt))]
+    return out
 
 
 def _actions(facts: IncidentFacts, now: datetime) -> str:

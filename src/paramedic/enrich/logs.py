@@ -29,12 +29,17 @@ ProxyFactory = Callable[[], xmlrpc.client.ServerProxy]
 
 MAX_BYTES = 256 * 1024
 SHOWN = 20  # lines in the markdown body; the evidence data keeps them all
+ERRORS_SHOWN = 10  # lines that look like errors, shown first
 BAD_NAME, NO_FILE = 10, 20
 _PROGRAM = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@+-]{0,127}(:[A-Za-z0-9][A-Za-z0-9_.@+-]{0,127})?")
 _ERRORS = re.compile(r"(?i)\b(error|exception|traceback|fatal|panic|critical|refused|timed? ?out|killed)\b")
 _KEYED_SECRET = re.compile(
     r"""(?i)(["']?(?:pass(?:word|wd)?|secret|token|api[_-]?key|authorization)["']?\s*[:=]\s*["']?)([^"'\s,;}]+)"""
 )
+
+
+def looks_like_error(line: str) -> bool:
+    return _ERRORS.search(line) is not None
 
 
 def redact_line(line: str) -> str:
@@ -73,18 +78,7 @@ class LogsCollector:
             text = await asyncio.to_thread(self._tail_program, name, stream)
             source = f"supervisord {name} {stream}"
         lines = [redact_line(line) for line in text.splitlines()[-count:]]
-        errors = [line for line in lines if _ERRORS.search(line)]
-        data: dict[str, Any] = {"source": source, "lines": lines, "error_lines": len(errors)}
-        if not lines:
-            return Evidence("logs", self.title(request), EvidenceStatus.OK, f"{source} is empty.", data)
-        count_text = f"{len(lines)} line{'s' if len(lines) != 1 else ''}"
-        if errors:
-            look = "looks" if len(errors) == 1 else "look"
-            head = f"{count_text}, {len(errors)} {look} like errors; last: `{_inline(errors[-1])}`"
-        else:
-            head = f"{count_text}, none look like errors; last: `{_inline(lines[-1])}`"
-        body = f"{head}\n\n{fenced(lines[-SHOWN:])}"
-        return Evidence("logs", self.title(request), EvidenceStatus.OK, body, data)
+        return log_evidence(self.title(request), source, lines)
 
     def _tail_program(self, name: str, stream: str) -> str:
         if self._supervisor is None:
@@ -108,6 +102,30 @@ class LogsCollector:
         if isinstance(result, list) and len(result) > 2 and result[2] and "\n" in text:
             text = text.split("\n", 1)[1]  # the first line was cut by the byte limit
         return text
+
+
+def log_evidence(title: str, source: str, lines: list[str], *, kind: str = "logs") -> Evidence:
+    """Evidence of redacted log lines: a headline, the lines that look like errors first, then the
+    tail. The data keeps every line, for the UI."""
+    errors = [line for line in lines if _ERRORS.search(line)]
+    data: dict[str, Any] = {"source": source, "lines": lines, "error_lines": len(errors)}
+    if not lines:
+        return Evidence(kind, title, EvidenceStatus.OK, f"{source} is empty.", data)
+    count_text = f"{len(lines)} line{'s' if len(lines) != 1 else ''}"
+    if errors:
+        look = "looks" if len(errors) == 1 else "look"
+        head = f"{count_text}, {len(errors)} {look} like errors; last: `{_inline(errors[-1])}`"
+    else:
+        head = f"{count_text}, none look like errors; last: `{_inline(lines[-1])}`"
+    parts = [head]
+    if errors:
+        parts += [
+            f"Lines that look like errors (last {min(len(errors), ERRORS_SHOWN)}):",
+            fenced(errors[-ERRORS_SHOWN:]),
+        ]
+        parts.append(f"Last {min(len(lines), SHOWN)} lines:")
+    parts.append(fenced(lines[-SHOWN:]))
+    return Evidence(kind, title, EvidenceStatus.OK, "\n\n".join(parts), data)
 
 
 def _check_path(raw: str) -> str:

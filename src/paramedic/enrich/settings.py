@@ -16,7 +16,7 @@ from typing import Any
 from paramedic.core.durations import parse_duration
 from paramedic.core.errors import ConfigError
 
-SETTINGS_KEYS = frozenset({"prometheus_url", "budget", "timeout", "traces_url", "traces_backend"})
+SETTINGS_KEYS = frozenset({"prometheus_url", "budget", "timeout", "traces_url", "traces_backend", "loki_url"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +28,7 @@ class EnrichSettings:
     prometheus_url: str | None = None
     traces_url: str | None = None  # Tempo or Jaeger, for ``traces`` specs without a url
     traces_backend: str = "tempo"
+    loki_url: str | None = None  # for ``loki`` specs without a url
     defaults: tuple[Mapping[str, Any], ...] = ()  # enrich_defaults as given (settings entries too)
 
     @classmethod
@@ -47,7 +48,7 @@ class EnrichSettings:
             timeout = parse_duration(found.get("timeout", 5)).total_seconds()
         except ValueError as exc:
             raise ConfigError(f"enrich_defaults settings: {exc}") from None
-        for key in ("prometheus_url", "traces_url"):
+        for key in ("prometheus_url", "traces_url", "loki_url"):
             url = found.get(key)
             if url is not None and not str(url).startswith(("http://", "https://")):
                 raise ConfigError(f"enrich_defaults settings.{key} must be an http(s) URL")
@@ -60,6 +61,7 @@ class EnrichSettings:
             prometheus_url=str(found["prometheus_url"]) if found.get("prometheus_url") else None,
             traces_url=str(found["traces_url"]) if found.get("traces_url") else None,
             traces_backend=backend,
+            loki_url=str(found["loki_url"]) if found.get("loki_url") else None,
             defaults=tuple(dict(e) for e in entries),
         )
 
