@@ -50,16 +50,17 @@ def string_map(value: Any, field: str) -> dict[str, str]:
 
 
 def parse_time(value: Any, field: str) -> datetime:
-    """RFC 3339 time; Go's nanosecond fractions are cut to microseconds."""
+    """An RFC 3339 time with any UTC offset, as UTC.
+
+    ``datetime.fromisoformat`` does the parsing (Python 3.11 reads every RFC 3339 form: ``Z`` or an
+    offset, and a fraction of any length, such as Go's nanoseconds, cut to microseconds); RFC 3339
+    also allows a lower-case ``t`` and ``z``, so the text is upper-cased first. A time without an
+    offset is taken as UTC. A time that cannot be expressed in UTC (``0001-01-01T00:00:00+02:00``)
+    is refused like any malformed one.
+    """
     raw = text(value, field, limit=64)
-    s = raw.strip().replace("Z", "+00:00").replace("z", "+00:00")
-    if "." in s:
-        head, _, rest = s.partition(".")
-        digits = "".join(c for c in rest if c.isdigit())
-        tz = rest[len(digits) :]
-        s = f"{head}.{digits[:6].ljust(6, '0')}{tz}"
     try:
-        dt = datetime.fromisoformat(s)
-    except ValueError:
+        dt = datetime.fromisoformat(raw.strip().upper())
+        return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise PayloadError(f"{field} is not an RFC 3339 time: {raw[:40]!r}", field=field) from None
-    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
