@@ -45,6 +45,7 @@ def incident(row: IncidentRow) -> dict[str, Any]:
         "time_to_mitigate_s": ttm,
         "mttr_s": mttr,
         "mttr": format_duration(mttr) if mttr is not None else None,
+        "owner": row.owner,
         "acknowledged_by": row.acknowledged_by,
         "assignee": row.assignee,
         "assignee_kind": row.assignee_kind,

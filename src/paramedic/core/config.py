@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from paramedic.core.routing import Owner, Route
 from paramedic.core.runbooks import Duration, Flap
 
 Role = Literal["viewer", "sender", "responder", "admin"]
@@ -95,6 +96,8 @@ class Config(_Strict):
     log_format: Literal["json", "text"] = "json"
     instance_name: str = ""
     silences: Silences | None = None
+    owners: dict[str, Owner] = Field(default_factory=dict)  # team → contact and the services it owns
+    route: Route | None = None  # which sinks hear of what (Alertmanager's routing tree); none: every sink
 
     @field_validator("listen")
     @classmethod
@@ -111,6 +114,22 @@ class Config(_Strict):
     @property
     def port(self) -> int:
         return int(self.listen.rpartition(":")[2])
+
+    @model_validator(mode="after")
+    def _routes_name_sinks(self) -> Config:
+        if self.route is None:
+            return self
+        if self.route.matchers:
+            raise ValueError("route: the root route matches every incident; put matchers on its child routes")
+        if not self.route.receivers:
+            raise ValueError("route: the root route needs a receiver (the default for what no child route takes)")
+        known = {str(s.get("name", s.get("type", ""))) for s in self.sinks} | {"log"}
+        unknown = sorted(self.route.names() - known)
+        if unknown:
+            raise ValueError(
+                f"route: receiver(s) {', '.join(unknown)} name no sink; sinks are: {', '.join(sorted(known))}"
+            )
+        return self
 
     @model_validator(mode="after")
     def _open_only_on_loopback(self) -> Config:

@@ -31,6 +31,7 @@ from paramedic.core.freeze import parse_freeze_windows
 from paramedic.core.guardrails import scope_key
 from paramedic.core.incidents import Delivery
 from paramedic.core.matcher import pinned
+from paramedic.core.routing import owner_of_service
 from paramedic.core.runbooks import Mode, Runbook
 from paramedic.engine import enrichment, guard
 from paramedic.engine.clock import Clock, utcnow
@@ -109,7 +110,9 @@ class Paramedic:
                 raise StoreUnavailable(f"cannot prepare the database {config.database!r}: {exc}") from exc
         from paramedic.store import outbox
 
-        outbox.configure([str(s.get("name", s.get("type", ""))) for s in config.sinks])
+        outbox.configure(
+            [str(s.get("name", s.get("type", ""))) for s in config.sinks], tree=config.route, owners=config.owners
+        )
         sink_factory.validate(config.sinks)  # a bad sink or enrich entry fails here, not at start()
         enrichment.EnrichSettings.from_config(config.enrich_defaults)
         try:
@@ -184,11 +187,24 @@ class Paramedic:
                 for x in s
             ]
             result = inc_repo.record(
-                conn, alert, s, now=now, unknown_escalates=self.config.automation.unknown_alerts == "escalate"
+                conn,
+                alert,
+                s,
+                now=now,
+                unknown_escalates=self.config.automation.unknown_alerts == "escalate",
+                owner=self._owner_of(alert, s),
             )
             self._note_alert_targets(conn, alert, s, result, now)
             out.append(result)
         return out
+
+    def _owner_of(self, alert: Alert, seeds: Sequence[RunSeed]) -> str:
+        """The first matching runbook's owner, else the owner the config names for the service."""
+        for seed in seeds:
+            rb = self.runbooks.get(seed.runbook)
+            if rb is not None:
+                return rb.owner
+        return owner_of_service(self.config.owners, alert.service)
 
     def _scope_lists(self) -> list[list[str]]:
         lists = {

@@ -126,7 +126,14 @@ def build(
     inc = facts.incident
     return Summary(
         title=title(facts, event),
-        markdown=compose(facts, event=event, reason=reason, now=now),
+        markdown=compose(
+            facts,
+            event=event,
+            reason=reason,
+            now=now,
+            owner=str(payload.get("owner", "")),
+            contact=str(payload.get("contact", "")),
+        ),
         severity=inc.severity,
         status=inc.status,
         image=image,
@@ -144,10 +151,14 @@ def title(facts: IncidentFacts, event: str) -> str:
     return _clip(f"{heading}: {inc.alertname}" + (f" on {where}" if where else "") + f" (#{inc.id})", 250)
 
 
-def compose(facts: IncidentFacts, *, event: str, reason: str, now: datetime) -> str:
+def compose(facts: IncidentFacts, *, event: str, reason: str, now: datetime, owner: str = "", contact: str = "") -> str:
     inc = facts.incident
     heading = HEADINGS.get(event, event.replace("_", " ").capitalize())
     parts = [f"**{heading}** — incident #{inc.id}: {code(inc.alertname)}" + _where(inc)]
+    if owner:
+        parts.append(f"_Owner:_ {code(owner)}" + (f" — contact: {escape(_clip(contact, 300))}" if contact else ""))
+    else:
+        parts.append("_Owner:_ unknown (no runbook matches and no `owners:` entry names this service)")
     if reason:
         parts.append(f"_Why this message:_ {escape(_clip(reason, 600))}")
     parts += ["**What fired**", *_fired(inc, now)]

@@ -88,6 +88,7 @@ def record(
     *,
     now: datetime,
     unknown_escalates: bool = True,
+    owner: str = "",
 ) -> IngestResult:
     """Apply one delivery inside the caller's transaction."""
     key = _open_key(alert)
@@ -127,6 +128,7 @@ def record(
         first_seen_at=now,
         last_seen_at=now,
         generator_url=alert.generator_url,
+        owner=owner or None,
     )
     inserted = conn.execute(_INSERT_INCIDENT[conn.dialect.name], values).first()
     if inserted is None:  # a concurrent replica opened it first: this delivery is a repeat

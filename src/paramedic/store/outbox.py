@@ -12,14 +12,44 @@ from sqlalchemy import Connection, and_, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from paramedic.store.tables import outbox
+from paramedic.core.routing import Owner, Route, owner_of_service, route, routing_labels
+from paramedic.store.tables import incidents, outbox
 
-# The sinks every event goes to; set once at start-up from the configuration.
+# The sinks, the routing tree that picks among them and the owners' contacts; set once at
+# start-up from the configuration. Without a tree every event goes to every sink.
 _SINKS: list[str] = ["log"]
+_ROUTING: dict[str, Any] = {"tree": None, "owners": {}}
 
 
-def configure(sink_names: Sequence[str]) -> None:
+def configure(
+    sink_names: Sequence[str], *, tree: Route | None = None, owners: Mapping[str, Owner] | None = None
+) -> None:
     _SINKS[:] = ["log", *[s for s in sink_names if s != "log"]]
+    _ROUTING.update(tree=tree, owners=dict(owners or {}))
+
+
+def _who(conn: Connection, incident_id: int | None) -> tuple[list[str], dict[str, str]]:
+    """The sinks that hear of this incident (``log`` always does) and its owner and contact.
+    An incident assigned to a team is routed as that team's."""
+    if incident_id is None:
+        return list(_SINKS), {}
+    row = conn.execute(
+        select(
+            incidents.c.labels, incidents.c.service, incidents.c.owner, incidents.c.assignee, incidents.c.assignee_kind
+        ).where(incidents.c.id == incident_id)
+    ).first()
+    if row is None:
+        return list(_SINKS), {}
+    owners: dict[str, Owner] = _ROUTING["owners"]
+    owner = (row.assignee if row.assignee_kind == "team" else None) or row.owner or ""
+    if not owner:
+        owner = owner_of_service(owners, row.service)
+    who = {"owner": owner, "contact": owners[owner].contact if owner in owners else ""}
+    tree: Route | None = _ROUTING["tree"]
+    if tree is None:
+        return list(_SINKS), who
+    chosen = route(tree, routing_labels(dict(row.labels), owner=owner, service=row.service))
+    return ["log", *[s for s in chosen if s != "log" and s in _SINKS]], who
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,10 +72,13 @@ def enqueue(
     data: Mapping[str, Any],
     key: str | None = None,
 ) -> None:
-    """Queue ``event`` for every configured sink; a repeat of the same key is ignored."""
+    """Queue ``event`` for the sinks its incident routes to (every sink without a routing tree),
+    with its owner and contact; a repeat of the same key is ignored."""
     dedup = key or f"incident:{incident_id}:{event}"
     ins = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    for sink in _SINKS:
+    sinks, who = _who(conn, incident_id)
+    data = {**data, **who}
+    for sink in sinks:
         conn.execute(
             ins(outbox)
             .values(

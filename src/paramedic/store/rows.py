@@ -38,6 +38,7 @@ class IncidentRow:
     snoozed_until: datetime | None = None
     resolved_by: str | None = None
     resolution: str | None = None
+    owner: str | None = None
 
     @classmethod
     def of(cls, row: Any) -> IncidentRow:

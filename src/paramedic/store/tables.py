@@ -92,6 +92,7 @@ incidents = Table(
     Column("snoozed_until", TS),
     Column("resolved_by", String(128)),
     Column("resolution", Text),
+    Column("owner", String(128)),  # migration 0003: the runbook's owner, else the service's (config owners:)
     UniqueConstraint("source", "fingerprint", "starts_at", name="uq_incidents_episode"),
     Index("ix_incidents_status", "status"),
     Index("ix_incidents_fp", "source", "fingerprint"),
