@@ -3,8 +3,11 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 PYTHON ?= python3
+# test workers: most tests wait on real processes (PostgreSQL, Prometheus, supervisord), so more
+# workers than the 2 cores still shortens the run; JOBS=0 runs the suite in this process, serially
+JOBS   ?= 4
 
-.PHONY: demo test check lint types imports unit bench lab clean
+.PHONY: demo test check lint types imports unit screenshots bench lab clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,7 +21,10 @@ demo: $(STAMP)            ## the main job: heal a hung and a crash-looping servi
 test: check unit          ## every check CI runs: lint, types, import rules, then the test suite
 
 unit: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(JOBS) --dist loadgroup
+
+screenshots: $(STAMP)     ## refresh docs/screenshots/*.png from the browser and chart tests (the suite never writes them)
+	PARAMEDIC_UPDATE_SCREENSHOTS=1 $(PY) -m pytest -q tests/test_ui_browser.py tests/test_enrich_prometheus.py
 
 check: lint types imports
 

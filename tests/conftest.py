@@ -20,8 +20,40 @@ from sqlalchemy import create_engine, text
 from paramedic.core.config import Config
 from paramedic.engine.service import Paramedic
 from tests.support import free_port
+from tests.support.process import SESSION_VAR, sweep_session
 
 PG_URL = os.environ.get("PARAMEDIC_TEST_POSTGRES_URL", "")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Mark this run's environment, so every process a test starts carries the marker (xdist
+    workers inherit it from the controller)."""
+    os.environ.setdefault(SESSION_VAR, f"{os.getpid()}-{uuid.uuid4().hex}")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under ``pytest -n N --dist loadgroup`` tests spread over workers one by one; the tests of a
+    module that shares an expensive module-scoped fixture (a browser, a supervisord, an HAProxy)
+    stay together on one worker, so it starts once. A test may also name a group itself with
+    ``@pytest.mark.xdist_group("name")`` to run serially with the others of that group."""
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        defs = getattr(info, "name2fixturedefs", {}) if info is not None else {}
+        shared = any(d.scope == "module" for fixturedefs in defs.values() for d in fixturedefs)
+        if shared and item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.partition("::")[0]))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """At the very end of the run (the controller, after every worker has gone), end whatever a test
+    left running and say so: no process may outlive the suite."""
+    if hasattr(config, "workerinput"):
+        return
+    left = sweep_session()
+    if left:
+        import sys
+
+        print("\ntests left these processes behind (now ended):\n  " + "\n  ".join(left), file=sys.stderr)
 
 
 def _pg_schema_url() -> Iterator[str]:

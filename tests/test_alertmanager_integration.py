@@ -9,7 +9,6 @@ concurrently, the runbook's action must run exactly once per alert (DESIGN §1).
 from __future__ import annotations
 
 import json
-import subprocess
 import threading
 import time
 import uuid
@@ -25,7 +24,8 @@ import httpx
 import pytest
 
 from tests.conftest import Server
-from tests.support import FIXTURES, free_port, require_binary, wait_for
+from tests.support import FIXTURES, wait_for
+from tests.support.services import Alertmanager
 
 pytestmark = pytest.mark.integration
 
@@ -78,77 +78,14 @@ def receiver() -> Iterator[Receiver]:
     r.close()
 
 
-class Alertmanager:
-    """A real ``prometheus-alertmanager`` on a free loopback port, without its gossip port."""
-
-    def __init__(self, binary: str, workdir: Path, receivers: list[str]) -> None:
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = {
-            "route": {
-                "receiver": "pm",
-                "group_wait": "1s",
-                "group_interval": f"{GROUP_INTERVAL:g}s",
-                "repeat_interval": "1h",
-                "group_by": ["alertname", "service"],
-            },
-            "receivers": [
-                {"name": "pm", "webhook_configs": [{"url": u, "send_resolved": True} for u in receivers]},
-            ],
-        }
-        cfg = workdir / "alertmanager.yml"
-        cfg.write_text(json.dumps(config))  # JSON is YAML
-        self.log = (workdir / "alertmanager.log").open("wb")
-        self.proc = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={cfg}",
-                f"--storage.path={workdir / 'data'}",
-                f"--web.listen-address=127.0.0.1:{self.port}",
-                "--cluster.listen-address=",
-            ],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            wait_for(self._ready, timeout=20, every=0.1)
-        except BaseException:
-            self.stop()
-            raise
-
-    def _ready(self) -> bool:
-        if self.proc.poll() is not None:
-            pytest.fail(f"alertmanager exited with {self.proc.returncode}; see {self.log.name}")
-        try:
-            return httpx.get(f"{self.url}/-/ready", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    def push(self, alerts: list[dict[str, Any]]) -> None:
-        r = httpx.post(f"{self.url}/api/v2/alerts", json=alerts, timeout=5)
-        assert r.status_code == 200, r.text
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.log.close()
-
-
 @pytest.fixture
 def alertmanager(tmp_path: Path) -> Iterator[Callable[[list[str]], Alertmanager]]:
-    binary = require_binary("prometheus-alertmanager", "alertmanager")
     started: list[Alertmanager] = []
 
     def start(receivers: list[str]) -> Alertmanager:
-        am = Alertmanager(binary, tmp_path / f"am{len(started)}", receivers)
+        am = Alertmanager(tmp_path / f"am{len(started)}", receivers, group_interval=f"{GROUP_INTERVAL:g}s")
         started.append(am)
-        return am
+        return am.start(am.ready)
 
     yield start
     for am in started:

@@ -8,22 +8,18 @@ flight and count afterwards how often the step really ran.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from tests.support import free_port, wait_for
+from tests.support.services import Serve
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -81,70 +77,14 @@ CASES = [
 ]
 
 
-class ServeProcess:
-    """``python -m paramedic.cli serve --config FILE`` as a child process of the test."""
-
-    def __init__(self, config: Path, port: int, log: Path) -> None:
-        self.url = f"http://127.0.0.1:{port}"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PARAMEDIC_")}
-        self.log = log.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "paramedic.cli", "serve", "--config", str(config)],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=config.parent,
-        )
-        try:
-            wait_for(self._ready, timeout=30, every=0.1)
-        except BaseException:
-            self.kill()
-            raise
-
-    def _ready(self) -> bool:
-        if self.proc.poll() is not None:
-            pytest.fail(f"paramedic serve exited with {self.proc.returncode}:\n{Path(self.log.name).read_text()}")
-        try:
-            return httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    def get(self, path: str) -> Any:
-        r = httpx.get(f"{self.url}{path}", timeout=10)
-        assert r.status_code == 200, r.text
-        return r.json()
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-        self.log.close()
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.log.close()
-
-
 @pytest.fixture
-def workdir(tmp_path: Path) -> Iterator[Path]:
-    yield tmp_path
-    # The step runs in its own session (executors detach it), so a SIGKILL of the server leaves it
-    # running until its sleep ends; end any that are still alive, by the pids they wrote.
-    pids = tmp_path / "pids"
-    if pids.exists():
-        for line in pids.read_text().split():
-            with contextlib.suppress(OSError):  # gone already (or its pid is now someone else's)
-                if str(tmp_path / "step.py") in Path(f"/proc/{line}/cmdline").read_text():
-                    os.kill(int(line), signal.SIGKILL)
+def workdir(tmp_path: Path) -> Path:
+    """The step runs in its own session (executors detach it), so a SIGKILL of the server leaves it
+    running until its sleep ends; ``Serve.stop`` ends it too, by the marker it inherits."""
+    return tmp_path
 
 
-def write_config(workdir: Path, case: Case) -> tuple[Path, int]:
+def write_config(workdir: Path, case: Case) -> Path:
     (workdir / "step.py").write_text(STEP_SCRIPT)
     (workdir / "check.py").write_text(CHECK_SCRIPT)
     counter, marker = workdir / "counter", workdir / "marker"
@@ -196,7 +136,7 @@ def write_config(workdir: Path, case: Case) -> tuple[Path, int]:
             """
         )
     )
-    return config, port
+    return config
 
 
 def lines(path: Path) -> int:
@@ -213,10 +153,10 @@ def test_python_m_paramedic_cli_works() -> None:
 
 @pytest.mark.parametrize("case", CASES)
 def test_sigkill_during_a_step_resumes_the_run(workdir: Path, case: Case) -> None:
-    config, port = write_config(workdir, case)
+    config = write_config(workdir, case)
     counter = workdir / "counter"
 
-    first = ServeProcess(config, port, workdir / "serve1.log")
+    first = Serve(config, log=workdir / "serve1.log").started()
     try:
         r = httpx.post(
             f"{first.url}/api/v1/alerts",
@@ -231,7 +171,7 @@ def test_sigkill_during_a_step_resumes_the_run(workdir: Path, case: Case) -> Non
     finally:
         first.kill()
 
-    second = ServeProcess(config, port, workdir / "serve2.log")
+    second = Serve(config, log=workdir / "serve2.log").started()
     try:
 
         def run_ended() -> bool:
@@ -243,6 +183,7 @@ def test_sigkill_during_a_step_resumes_the_run(workdir: Path, case: Case) -> Non
         detail = second.get(f"/api/v1/incidents/{incident_id}")
     finally:
         second.stop()
+        first.stop()  # the first server's detached step, if it still sleeps
 
     [run] = detail["runs"]
     [step] = run["steps"]

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from tests.support import free_port, require_binary
+from tests.support import Process, free_port, require_binary
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 CHROMIUM_ARGS = [
@@ -32,25 +32,16 @@ CHROMIUM_ARGS = [
 
 
 @pytest.fixture
-def demo(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes], Path]]:
+def demo(tmp_path: Path) -> Iterator[tuple[str, Process, Path]]:
+    """The demo as a user starts it; every binary the test needs is looked up before it starts, and
+    teardown ends the demo's whole tree (its supervisord and sample services run in other sessions)."""
     require_binary("supervisord", str(Path(sys.executable).parent / "supervisord"))
+    require_binary("chromium", "/usr/bin/chromium")
     port = free_port()
     work = tmp_path / "demo"
-    log = (tmp_path / "demo.out").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "paramedic.cli", "demo", "--ui", "--port", str(port), "--workdir", str(work)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        env={**os.environ, "COLUMNS": "120"},
-    )
-    try:
+    argv = [sys.executable, "-m", "paramedic.cli", "demo", "--ui", "--port", str(port), "--workdir", str(work)]
+    with Process(argv, log=tmp_path / "demo.out", env={**os.environ, "COLUMNS": "120"}, name="paramedic demo") as proc:
         yield f"http://127.0.0.1:{port}", proc, work
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-        log.close()
 
 
 def _waiting_incident(url: str, limit: float = 150) -> int:
@@ -73,7 +64,7 @@ def _leftovers(work: Path) -> list[str]:
 
 
 def test_new_user_approves_the_pending_restart_in_the_demo_ui(
-    demo: tuple[str, subprocess.Popen[bytes], Path],
+    demo: tuple[str, Process, Path],
 ) -> None:
     url, proc, work = demo
     incident_id = _waiting_incident(url)
@@ -101,5 +92,5 @@ def test_new_user_approves_the_pending_restart_in_the_demo_ui(
     assert run["steps"][0]["status"] == "succeeded"
 
     os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C
-    assert proc.wait(30) == 130
+    assert proc.wait_exit(30) == 130
     assert _leftovers(work) == []

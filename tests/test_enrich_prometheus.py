@@ -10,14 +10,9 @@ Run with ``PARAMEDIC_UPDATE_SCREENSHOTS=1`` to refresh ``docs/screenshots/incide
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import shutil
 import struct
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -31,7 +26,8 @@ from paramedic.api.auth import sha256_hex
 from paramedic.core.config import Auth, Token, WebhookAuth
 from paramedic.notify.slack import SlackSink
 from tests.conftest import Server
-from tests.support import free_port, require_binary, wait_for
+from tests.support import wait_for
+from tests.support.services import Prometheus, SampleService
 from tests.test_notify_sinks import FakeProvider
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -39,111 +35,16 @@ SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "screenshots" / "inc
 TOKEN = "pmd_test_admin_token"
 
 
-class Prometheus:
-    """A real Prometheus on a free loopback port scraping ``targets`` every second."""
-
-    def __init__(self, binary: str, workdir: Path, targets: list[str]) -> None:
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = {
-            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-            "scrape_configs": [
-                {"job_name": "web", "static_configs": [{"targets": targets, "labels": {"service": "web"}}]}
-            ],
-        }
-        (workdir / "prometheus.yml").write_text(json.dumps(config))
-        self.log = (workdir / "prometheus.log").open("wb")
-        self.proc = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={workdir / 'prometheus.yml'}",
-                f"--storage.tsdb.path={workdir / 'data'}",
-                f"--web.listen-address=127.0.0.1:{self.port}",
-            ],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            wait_for(self._ready, timeout=30, every=0.1)
-        except BaseException:
-            self.stop()
-            raise
-
-    def _ready(self) -> bool:
-        if self.proc.poll() is not None:
-            pytest.fail(f"prometheus exited with {self.proc.returncode}; see {self.log.name}")
-        try:
-            return httpx.get(f"{self.url}/-/ready", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    def value(self, query: str) -> float | None:
-        data = httpx.get(f"{self.url}/api/v1/query", params={"query": query}, timeout=5).json()["data"]["result"]
-        return float(data[0]["value"][1]) if data else None
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.log.close()
-
-
-class SampleService:
-    """``python -m paramedic.lab.sample_service`` with its log in a file, and steady traffic."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = workdir / "web-1.log"
-        self.log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "paramedic.lab.sample_service", "--port", str(self.port), "--name", "web-1"],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        wait_for(self._up, timeout=15, every=0.05)
-        self._stop = threading.Event()
-        self.thread = threading.Thread(target=self._traffic, daemon=True)
-        self.thread.start()
-
-    def _up(self) -> bool:
-        try:
-            return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    def _traffic(self) -> None:
-        with httpx.Client(timeout=2) as client:
-            while not self._stop.is_set():
-                with contextlib.suppress(httpx.HTTPError):
-                    client.get(f"{self.url}/")
-                time.sleep(0.02)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self.thread.join(5)
-        self.proc.terminate()
-        self.proc.wait(10)
-        self.log.close()
-
-
 @pytest.fixture
 def service(tmp_path: Path) -> Iterator[SampleService]:
-    s = SampleService(tmp_path)
-    yield s
-    s.stop()
+    with SampleService(tmp_path).started(traffic=True) as s:
+        yield s
 
 
 @pytest.fixture
 def prometheus(tmp_path: Path, service: SampleService) -> Iterator[Prometheus]:
-    p = Prometheus(require_binary("prometheus"), tmp_path / "prom", [f"127.0.0.1:{service.port}"])
-    yield p
-    p.stop()
+    with Prometheus(tmp_path / "prom", [f"127.0.0.1:{service.port}"], job="web", labels={"service": "web"}) as p:
+        yield p
 
 
 @pytest.fixture

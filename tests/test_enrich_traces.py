@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -39,8 +37,8 @@ from paramedic.enrich.traces import (
     traceql_string,
 )
 from paramedic.runbooks.loading import check_enrich
-from tests.prom import Prometheus
 from tests.support import free_port, wait_for
+from tests.support.services import Prometheus, SampleService
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 SLOW_IDS = ["4bf92f3577b34da6a3ce929d0e0e4736", "0af7651916cd43dd8448eb211c80319c"]
@@ -323,41 +321,10 @@ def test_enrich_defaults_take_trace_settings() -> None:
 
 
 # ---- the real Prometheus, scraping exemplars -----------------------------------------------------
-class SampleService:
-    def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = (workdir / "sample.log").open("wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "paramedic.lab.sample_service", "--port", str(self.port), "--name", "web-1"],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def up(self) -> bool:
-        try:
-            return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
-
-
 @pytest.fixture
 def sample(tmp_path: Path) -> Iterator[SampleService]:
-    svc = SampleService(tmp_path)
-    try:
-        wait_for(svc.up, timeout=20)
+    with SampleService(tmp_path).started() as svc:
         yield svc
-    finally:
-        svc.stop()
 
 
 @pytest.mark.integration

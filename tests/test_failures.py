@@ -41,16 +41,10 @@ from paramedic.store import audit as audit_repo
 from paramedic.store import state
 from paramedic.store.db import Database, make_engine
 from paramedic.store.tables import audit, incidents, ledger, runs, steps
-from tests.pgcluster import (
-    PrivateCluster,
-    TcpProxy,
-    fresh_schema,
-    kill_pids,
-    replicas,
-    require_pg_url,
-    write_replica_config,
-)
 from tests.support import wait_for
+from tests.support.postgres import PrivateCluster, TcpProxy, fresh_schema, require_pg_url
+from tests.support.services import replicas
+from tests.support.services import serve_config as write_replica_config
 from tests.test_crash_resume import CHECK_SCRIPT, STEP_SCRIPT, lines
 from tests.test_guardrails_concurrency import Receiver
 
@@ -120,9 +114,10 @@ def step_runbook(workdir: Path, *, name: str, idempotent: bool, seconds: float, 
 
 
 @pytest.fixture
-def workdir(tmp_path: Path) -> Iterator[Path]:
-    yield tmp_path
-    kill_pids(tmp_path / "pids")  # step scripts are detached from paramedic; end any still sleeping
+def workdir(tmp_path: Path) -> Path:
+    """Step scripts run detached from paramedic, in a session of their own: stopping a replica
+    (``tests.support.process``) ends them too, by the marker they inherit."""
+    return tmp_path
 
 
 def fire(url: str) -> int:

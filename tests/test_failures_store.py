@@ -18,7 +18,7 @@ from sqlalchemy import create_engine, text
 
 from paramedic.core.errors import StoreUnavailable
 from paramedic.store.db import Database, make_engine
-from tests.pgcluster import TcpProxy, fresh_schema, require_pg_url
+from tests.support.postgres import TcpProxy, fresh_schema, require_pg_url
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 

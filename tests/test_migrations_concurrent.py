@@ -7,7 +7,6 @@ creates the tables and the others wait, then find the schema at head and do noth
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,15 +17,15 @@ from sqlalchemy import create_engine, inspect, text
 from paramedic.store import migrate
 from paramedic.store.db import Database, single_use_engine
 from paramedic.store.tables import metadata
-from tests.pgcluster import REPO, fresh_schema, require_pg_url
+from tests.support.postgres import fresh_schema, require_pg_url
+from tests.support.services import paramedic_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 
 
 def test_three_concurrent_db_upgrades_on_a_fresh_schema(tmp_path: Path) -> None:
     with fresh_schema(require_pg_url()) as url:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PARAMEDIC_")}
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "src"), env.get("PYTHONPATH", "")]))
+        env = paramedic_env()
         procs = [
             subprocess.Popen(
                 [sys.executable, "-m", "paramedic.cli", "db", "upgrade", "--database", url],

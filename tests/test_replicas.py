@@ -31,9 +31,10 @@ from paramedic.core.guardrails import scope_key
 from paramedic.store import state
 from paramedic.store.db import Database, make_engine
 from paramedic.store.tables import audit, incidents, ledger, runs
-from tests.pgcluster import Haproxy, Replica, alertmanager_pair, fresh_schema, replicas, require_pg_url
-from tests.pgcluster import write_replica_config as replica_config
 from tests.support import wait_for
+from tests.support.postgres import fresh_schema, require_pg_url
+from tests.support.services import Haproxy, Serve, alertmanager_pair, replicas
+from tests.support.services import serve_config as replica_config
 from tests.test_alertmanager_integration import Receiver, runbook_yaml
 from tests.test_guardrails_concurrency import Receiver as ConcurrencyReceiver
 
@@ -53,7 +54,7 @@ def receiver() -> Iterator[Receiver]:
     r.close()
 
 
-def deliveries_by_replica(members: list[Replica], source: str) -> list[float]:
+def deliveries_by_replica(members: list[Serve], source: str) -> list[float]:
     """How many alert deliveries of ``source`` each replica stored (its own /metrics)."""
     pattern = re.compile(rf'^paramedic_alerts_total\{{[^}}]*source="{source}"[^}}]*\}} ([0-9.e+]+)$', re.M)
     out = []

@@ -10,7 +10,6 @@ run stays in flight for as long as the test needs.
 from __future__ import annotations
 
 import json
-import subprocess
 import threading
 import time
 import uuid
@@ -27,7 +26,8 @@ from paramedic.core.config import Silences
 from paramedic.engine.silences import silence_body
 from paramedic.store.rows import IncidentRow, RunRow
 from tests.conftest import Server
-from tests.support import free_port, require_binary, wait_for
+from tests.support import free_port, wait_for
+from tests.support.services import Alertmanager
 
 HUMAN_WAIT = 5.0  # the human route's group_wait: paramedic must have silenced the alert by then
 
@@ -75,68 +75,27 @@ def receiver() -> Iterator[Receiver]:
     r.close()
 
 
-class Alertmanager:
+def alertmanager(workdir: Path, *, port: int, paramedic: str, human: str) -> Alertmanager:
     """A real Alertmanager: paramedic's route first (``continue``), then the human's."""
-
-    def __init__(self, workdir: Path, *, port: int, paramedic: str, human: str) -> None:
-        binary = require_binary("prometheus-alertmanager", "alertmanager")
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.url = f"http://127.0.0.1:{port}"
-        config = {
-            "route": {
-                "receiver": "human",
-                "group_by": ["alertname", "instance"],
-                "group_wait": f"{HUMAN_WAIT:g}s",
-                "group_interval": "1s",
-                "repeat_interval": "1h",
-                "routes": [
-                    {"receiver": "paramedic", "group_wait": "0s", "continue": True},
-                    {"receiver": "human"},
-                ],
-            },
-            "receivers": [
-                {"name": "paramedic", "webhook_configs": [{"url": paramedic, "send_resolved": True}]},
-                {"name": "human", "webhook_configs": [{"url": human, "send_resolved": True}]},
+    config = {
+        "route": {
+            "receiver": "human",
+            "group_by": ["alertname", "instance"],
+            "group_wait": f"{HUMAN_WAIT:g}s",
+            "group_interval": "1s",
+            "repeat_interval": "1h",
+            "routes": [
+                {"receiver": "paramedic", "group_wait": "0s", "continue": True},
+                {"receiver": "human"},
             ],
-        }
-        (workdir / "am.yml").write_text(json.dumps(config))
-        self.log = (workdir / "alertmanager.log").open("wb")
-        self.proc = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={workdir / 'am.yml'}",
-                f"--storage.path={workdir / 'data'}",
-                f"--web.listen-address={self.url.removeprefix('http://')}",
-                "--cluster.listen-address=",
-            ],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            wait_for(self._ready, timeout=20, every=0.1)
-        except BaseException:
-            self.stop()
-            raise
-
-    def _ready(self) -> bool:
-        try:
-            return httpx.get(f"{self.url}/-/ready", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    def silences(self) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = httpx.get(f"{self.url}/api/v2/silences", timeout=5).json()
-        return found
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.log.close()
+        },
+        "receivers": [
+            {"name": "paramedic", "webhook_configs": [{"url": paramedic, "send_resolved": True}]},
+            {"name": "human", "webhook_configs": [{"url": human, "send_resolved": True}]},
+        ],
+    }
+    am = Alertmanager(workdir, [], config=config, port=port)
+    return am.start(am.ready)
 
 
 def runbook(alertname: str, action_url: str) -> str:
@@ -170,7 +129,7 @@ def test_an_alert_paramedic_is_fixing_is_silenced_until_the_run_ends_and_no_huma
         runbook(alertname, f"{receiver.url}/action"),
         silences=Silences(alertmanager_url=f"http://127.0.0.1:{am_port}", link="https://paramedic.example.com"),
     )
-    am = Alertmanager(
+    am = alertmanager(
         tmp_path / "am", port=am_port, paramedic=f"{srv.url}/api/v1/alerts/alertmanager", human=f"{receiver.url}/human"
     )
     try:

@@ -1,11 +1,14 @@
 """The web UI in a real headless Chromium driven by Playwright: a responder signs in, approves and
 watches the incident heal; a viewer finds no button and is refused; a cross-site form post is
-refused; and every main page is photographed (pytest's tmp dir and docs/screenshots/)."""
+refused; and every main page is photographed into pytest's tmp dir. ``make screenshots`` (which
+sets ``PARAMEDIC_UPDATE_SCREENSHOTS=1``) copies them to docs/screenshots/; a plain run never writes
+into the checkout."""
 
 from __future__ import annotations
 
 import base64
 import io
+import os
 import re
 import shutil
 from collections.abc import Callable, Iterator
@@ -45,6 +48,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 SHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
+UPDATE_SHOTS = os.environ.get("PARAMEDIC_UPDATE_SCREENSHOTS") == "1"
 DESKTOP = {"width": 1280, "height": 860}
 PHONE = {"width": 390, "height": 844}
 
@@ -77,7 +81,8 @@ def new_page(browser: Browser) -> Iterator[Callable[..., Page]]:
 
 
 def shot(page: Page, tmp_path: Path, name: str, *, full_page: bool = False) -> Path:
-    """Save a screenshot under tmp_path and a small (palette PNG) copy in docs/screenshots/."""
+    """Save a small (palette PNG) screenshot under tmp_path; copy it to docs/screenshots/ only when
+    asked to (``PARAMEDIC_UPDATE_SCREENSHOTS=1``, set by ``make screenshots``)."""
     from PIL import Image
 
     raw = tmp_path / f"{name}.png"
@@ -85,8 +90,9 @@ def shot(page: Page, tmp_path: Path, name: str, *, full_page: bool = False) -> P
     with Image.open(raw) as img:
         small = img.convert("RGB").quantize(colors=128, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
         small.save(raw, optimize=True)
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(raw, SHOTS / f"{name}.png")
+    if UPDATE_SHOTS:
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(raw, SHOTS / f"{name}.png")
     return raw
 
 

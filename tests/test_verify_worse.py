@@ -3,10 +3,6 @@ after the action. Runs against a real Prometheus scraping a real sample service.
 
 from __future__ import annotations
 
-import contextlib
-import subprocess
-import sys
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -14,8 +10,7 @@ import httpx
 import pytest
 
 from tests.conftest import Server
-from tests.prom import Prometheus
-from tests.support import free_port, wait_for
+from tests.support.services import Prometheus, SampleService
 
 pytestmark = pytest.mark.integration
 ERRORS = "sum(rate(http_errors_total[3s]))"
@@ -23,37 +18,9 @@ ERRORS = "sum(rate(http_errors_total[3s]))"
 
 @pytest.fixture
 def service(tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "paramedic.lab.sample_service", "--port", str(port), "--name", "app"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        try:
-            return httpx.get(f"{url}/healthz", timeout=0.5).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_for(up)
-    stop = threading.Event()
-
-    def traffic() -> None:  # steady requests, so the error rate means something
-        with httpx.Client(timeout=1) as c:
-            while not stop.is_set():
-                with contextlib.suppress(httpx.HTTPError):
-                    c.get(f"{url}/")
-                stop.wait(0.02)
-
-    t = threading.Thread(target=traffic, daemon=True)
-    t.start()
-    yield url
-    stop.set()
-    t.join(5)
-    proc.terminate()
-    proc.wait(10)
+    """The sample service with steady requests, so the error rate means something."""
+    with SampleService(tmp_path, name="app").started(traffic=True) as svc:
+        yield svc.url
 
 
 def runbook(service: str, prom: str, fault: str) -> str:

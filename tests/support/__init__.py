@@ -1,4 +1,13 @@
-"""Shared test helpers: real-binary lookup that skips on a user's machine and fails in CI."""
+"""Shared test helpers: real-binary lookup that skips on a user's machine and fails in CI, free
+ports, polling with a clear failure, and (in submodules) the external processes tests run:
+
+- ``tests.support.process``: start a process, check it is ready, tail its log on failure, stop
+  its whole tree (children in other sessions included);
+- ``tests.support.services``: paramedic ``serve``, Prometheus, Alertmanager (alone or an HA pair),
+  HAProxy, the lab's sample service, each built on ``Process``;
+- ``tests.support.postgres``: a fresh schema on the shared PostgreSQL, a private cluster, a TCP
+  proxy that partitions paramedic from its database.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +20,15 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.process import Process
+
+__all__ = ["FIXTURES", "REPO", "REQUIRE", "Process", "free_port", "require_binary", "wait_for"]
+
 REQUIRE = os.environ.get("PARAMEDIC_REQUIRE_INTEGRATION") == "1"
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+REPO = Path(__file__).resolve().parents[2]
+FIXTURES = REPO.parent / "shared" / "fixtures"
 if not FIXTURES.is_dir():  # a checkout placed elsewhere: fall back to the copy in the repo
-    FIXTURES = Path(__file__).resolve().parent / "fixtures"
+    FIXTURES = REPO / "tests" / "fixtures"
 
 
 def require_binary(name: str, *candidates: str) -> str:
