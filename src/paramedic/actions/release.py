@@ -6,9 +6,14 @@ new one, never neither. The app is then restarted (an argv run without a shell, 
 URL) and, when a ``health_url`` is configured, polled until healthy.
 
 Every deploy and rollback is appended to ``<root>/.paramedic-releases.json`` with the version, the
-time, the previous version and a status (``known-good`` or ``bad``). ``history()`` serves that
-file as "recent changes" evidence; ``release.rollback`` uses it to find the newest release not
-known to be bad, and marks the release it leaves ``bad``.
+time, the previous version and a status: ``pending`` while the switch is in flight, ``healthy``
+once the health check passed, ``bad`` when it failed or a rollback left it. A healthy release is
+only *known-good* once it stayed live for the app's ``soak`` (default 10m) without being left by a
+rollback: two bad deploys a minute apart are both unproven, so ``release.rollback`` goes to the
+newest known-good release (the last one that soaked), skipping bad and unproven ones, and marks
+the release it leaves ``bad``. A rollback is recorded ``healthy`` too, never good by itself: if
+its verification fails and it is rolled back again within the soak, it is skipped as well.
+``history()`` serves the file as "recent changes" evidence.
 """
 
 from __future__ import annotations
@@ -56,9 +61,10 @@ ROLLBACK = ActionSpec(
     default_timeout=120.0,
 )
 
-Status = Literal["pending", "known-good", "bad"]
+Status = Literal["pending", "healthy", "known-good", "bad"]
 Kind = Literal["deploy", "rollback"]
-_STATUSES: tuple[Status, ...] = ("pending", "known-good", "bad")
+_STATUSES: tuple[Status, ...] = ("pending", "healthy", "known-good", "bad")
+DEFAULT_SOAK = 600.0  # seconds a release must stay live, healthy, before it counts as known-good
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +77,7 @@ class AppConfig:
     restart_url: str | None = None
     health_url: str | None = None
     health_timeout: float = 30.0
+    soak: float = DEFAULT_SOAK
 
     @classmethod
     def from_config(cls, name: str, cfg: Mapping[str, Any]) -> AppConfig:
@@ -82,8 +89,9 @@ class AppConfig:
             raise ConfigError(f"{where}.restart_argv must be a list of strings")
         try:
             health_timeout = parse_duration(cfg.get("health_timeout", 30)).total_seconds()
+            soak = parse_duration(cfg.get("soak", DEFAULT_SOAK)).total_seconds()
         except ValueError as exc:
-            raise ConfigError(f"{where}.health_timeout: {exc}") from exc
+            raise ConfigError(f"{where}: {exc}") from exc
         return cls(
             name=name,
             root=Path(str(cfg["root"])),
@@ -91,6 +99,7 @@ class AppConfig:
             restart_url=cfg.get("restart_url"),
             health_url=cfg.get("health_url"),
             health_timeout=health_timeout,
+            soak=soak,
         )
 
     def restart_text(self) -> str:
@@ -178,19 +187,33 @@ def switch(root: Path, version: str) -> None:
         os.close(dir_fd)
 
 
-def rollback_target(records: Sequence[ReleaseRecord], current: str | None) -> str | None:
-    """The newest release, other than ``current``, not known to be bad.
+def effective_status(
+    records: Sequence[ReleaseRecord], *, now: datetime, soak: float = DEFAULT_SOAK
+) -> dict[str, Status]:
+    """Each version's status now, from its latest record: a ``healthy`` release that stayed live for
+    ``soak`` seconds — until the next change, or until ``now`` if it is still live — is ``known-good``."""
+    out: dict[str, Status] = {}
+    for i, r in enumerate(records):  # a version's latest record decides: a re-deploy soaks again
+        until = records[i + 1].at if i + 1 < len(records) else now
+        soaked = r.status == "healthy" and (until - r.at).total_seconds() >= soak
+        out[r.version] = "known-good" if soaked else r.status
+    return out
 
-    A version counts as good when its latest record says ``known-good``, or when it was live
-    before a recorded deploy (``previous``) and has no record of its own."""
-    latest: dict[str, Status] = {}
-    for r in records:
-        latest[r.version] = r.status
+
+def rollback_target(
+    records: Sequence[ReleaseRecord], current: str | None, *, now: datetime | None = None, soak: float = DEFAULT_SOAK
+) -> str | None:
+    """The newest release, other than ``current``, that is known-good: bad and unproven ones
+    (healthy but live for less than ``soak``) are skipped.
+
+    A version with no record of its own that was live before a recorded deploy (``previous``)
+    counts as good: it was there before paramedic kept a history."""
+    status = effective_status(records, now=now or datetime.now(UTC), soak=soak)
     for r in reversed(records):
         for candidate in (r.version, r.previous):
             if candidate is None or candidate == current:
                 continue
-            if latest.get(candidate, "known-good") == "known-good":
+            if status.get(candidate, "known-good") == "known-good":
                 return candidate
     return None
 
@@ -241,7 +264,12 @@ class ReleaseExecutor:
     def history(self, app: str | None = None) -> list[ReleaseRecord]:
         """Every recorded deploy and rollback, oldest first (all apps unless ``app`` is given)."""
         apps = [self._app(app)] if app is not None else list(self._apps.values())
-        records = [r for a in apps for r in read_history(a.root)]
+        now, records = self._clock(), []
+        for a in apps:
+            own = read_history(a.root)
+            status = effective_status(own, now=now, soak=a.soak)
+            last = {r.version: i for i, r in enumerate(own)}  # a version's latest record shows its status now
+            records += [_with_status(r, status[r.version]) if last[r.version] == i else r for i, r in enumerate(own)]
         return sorted(records, key=lambda r: r.at)
 
     def _app(self, name: str | None) -> AppConfig:
@@ -284,10 +312,11 @@ class ReleaseExecutor:
         elif last is not None and last.status == "pending" and live and last.version == live:
             version = live  # finish the rollback a crash or a retryable error interrupted
         else:
-            target = rollback_target(records, live)
+            target = rollback_target(records, live, now=self._clock(), soak=app.soak)
             if target is None or not (app.root / "releases" / target).is_dir():
                 raise PermanentError(
-                    f"{app.name}: no known-good release to roll back to from {live}",
+                    f"{app.name}: no known-good release to roll back to from {live}"
+                    f" (a release is known-good once it stayed live and healthy for {app.soak:g}s)",
                     reason="no_previous_release",
                 )
             version = target
@@ -295,7 +324,10 @@ class ReleaseExecutor:
             last is not None and last.status == "pending" and last.action == kind and last.version == version == live
         )
         settled = (
-            kind == "deploy" and last is not None and last.status == "known-good" and last.version == version == live
+            kind == "deploy"
+            and last is not None
+            and last.status in ("healthy", "known-good")
+            and last.version == version == live
         )
         return _Plan(
             app=app,
@@ -342,7 +374,7 @@ class ReleaseExecutor:
                 await self._wait_healthy(app, min(app.health_timeout, max(remaining, 1.0)))
             except PermanentError as exc:
                 failure = exc
-            status: Status = "bad" if failure else "known-good"
+            status: Status = "bad" if failure else "healthy"  # known-good only after the soak
             _write_history(app.root, [*records, _with_status(record, status)])
         if failure is not None:
             raise PermanentError(
@@ -425,7 +457,7 @@ class ReleaseExecutor:
         fields = {
             "app": app.name,
             "version": current or "",
-            "rollback_to": rollback_target(records, current) or "",
+            "rollback_to": rollback_target(records, current, now=self._clock(), soak=app.soak) or "",
             "last_change": records[-1].at.isoformat() if records else "",
         }
         healthy: bool | None = None
@@ -453,7 +485,7 @@ class _Plan:
     version: str  # what it will point at
     previous: str | None  # recorded as the release this change replaced
     resume: bool  # an interrupted change of the same kind to the same version
-    settled: bool  # a deploy already done and recorded good: nothing to do
+    settled: bool  # a deploy already done and healthy: nothing to do
 
 
 def _status(raw: object) -> Status:
