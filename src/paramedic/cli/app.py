@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 import httpx
@@ -29,7 +29,7 @@ out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
 
-def fail(message: str, code: int = 2) -> None:
+def fail(message: str, code: int = 2) -> NoReturn:
     err.print(f"[bold red]error:[/] {escape(printable(message))}", highlight=False)
     sys.exit(code)
 
@@ -480,12 +480,7 @@ def breaker_reset(runbook: str, url: str) -> None:
     )
 
 
-# ---- audit ------------------------------------------------------------------------------------
-@main.group()
-def audit() -> None:
-    """Check and export the hash-chained audit trail (reads the database directly)."""
-
-
+# ---- audit (commands in cli/audit.py) ---------------------------------------------------------
 DB = click.option("--config", "-c", help="config file (for its database)")
 DB_URL = click.option("--database", help="database URL (overrides the config)")
 
@@ -495,59 +490,6 @@ def _db(config: str | None, database: str | None) -> Any:
 
     cfg = _load_config(config, database=database)
     return Database(single_use_engine(cfg.database))
-
-
-@audit.command("verify")
-@DB
-@DB_URL
-@friendly
-def audit_verify(config: str | None, database: str | None) -> None:
-    """Check every entry's hash; exit 1 and name the first bad entry if any was edited or deleted."""
-    from paramedic.core.audit import verify_chain
-    from paramedic.store import audit as audit_repo
-
-    db = _db(config, database)
-    with db.read() as conn:
-        seq, digest = audit_repo.head(conn)
-        report = verify_chain(audit_repo.iter_entries(conn), head_seq=seq, head_hash=digest)
-    db.dispose()
-    if not report.ok:
-        err.print(
-            f"[red]audit chain broken at entry {report.first_bad}: {report.problem}[/]",
-            highlight=False,
-        )
-        sys.exit(1)
-    out.print(f"[green]audit chain intact: {report.checked} entries verified[/]")
-
-
-@audit.command("export")
-@DB
-@DB_URL
-@friendly
-def audit_export(config: str | None, database: str | None) -> None:
-    """Print every audit entry as one JSON line."""
-    from paramedic.store import audit as audit_repo
-
-    db = _db(config, database)
-    with db.read() as conn:
-        for e in audit_repo.iter_entries(conn):
-            click.echo(
-                json.dumps(
-                    {
-                        "seq": e.seq,
-                        "at": e.at.isoformat(),
-                        "kind": e.kind,
-                        "actor": e.actor,
-                        "incident_id": e.incident_id,
-                        "run_id": e.run_id,
-                        "data": e.data,
-                        "prev_hash": e.prev_hash,
-                        "hash": e.hash,
-                    },
-                    ensure_ascii=False,
-                )
-            )
-    db.dispose()
 
 
 # ---- db / token -------------------------------------------------------------------------------
@@ -654,6 +596,11 @@ from paramedic.cli.history import backtest, candidates  # noqa: E402 - registers
 
 main.add_command(backtest)
 main.add_command(candidates)
+
+# ---- audit (cli/audit.py) ---------------------------------------------------------------------
+from paramedic.cli.audit import audit  # noqa: E402 - registers on ``main``, defined above
+
+main.add_command(audit)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -79,13 +79,49 @@ class Silences(_Strict):
     link: str = ""  # paramedic's public URL, for a link to the incident in the silence's comment
 
 
+class DeclaredTargets(_Strict):
+    """Targets of a blast-radius scope the config declares: the members of ``scope`` (exactly the
+    runbook's ``blast_radius.scope`` labels; ``{}`` for the whole fleet) as runbooks name them."""
+
+    scope: dict[str, str] = Field(default_factory=dict)
+    members: list[str] = Field(min_length=1)
+
+
+class AuditCheckpoints(_Strict):
+    """Where signed checkpoints of the chain's head go: a file outside the database."""
+
+    file: str
+    every: Duration = timedelta(minutes=1)
+
+
+class AuditSettings(_Strict):
+    """The key of the audit chain (a file or an environment variable, never the database) and its
+    checkpoints (``docs/audit.md``)."""
+
+    key_file: str | None = None
+    key_env: str | None = None
+    checkpoints: AuditCheckpoints | None = None
+
+    @model_validator(mode="after")
+    def _key_for_checkpoints(self) -> AuditSettings:
+        if self.key_file and self.key_env:
+            raise ValueError("give the audit key once: key_file or key_env, not both")
+        if self.checkpoints is not None and not (self.key_file or self.key_env):
+            raise ValueError(
+                "audit checkpoints are signed with the audit key: set audit.key_file (see `paramedic audit keygen`)"
+            )
+        return self
+
+
 class Config(_Strict):
     listen: str = "127.0.0.1:8080"
     database: str = "sqlite:///paramedic.db"
     runbooks: list[str] = Field(default_factory=lambda: ["runbooks/"])
     auth: Auth | None = None
     automation: Automation = Automation()
+    audit: AuditSettings = AuditSettings()
     probes: list[Probe] = Field(default_factory=list)
+    targets: list[DeclaredTargets] = Field(default_factory=list)
     sinks: list[dict[str, Any]] = Field(default_factory=list)
     executors: dict[str, dict[str, Any]] = Field(default_factory=dict)
     enrich_defaults: list[dict[str, Any]] = Field(default_factory=list)

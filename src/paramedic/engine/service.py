@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
@@ -38,13 +39,13 @@ from paramedic.engine.clock import Clock, utcnow
 from paramedic.engine.metrics import METRICS
 from paramedic.engine.notifier import Notifier, SettingsTickets
 from paramedic.engine.runner import RunContext, Runner
-from paramedic.engine.settings import format_errors
+from paramedic.engine.settings import format_errors, read_audit_key
 from paramedic.engine.silences import Silencer
 from paramedic.ingest import probes as probe_mod
 from paramedic.notify import factory as sink_factory
 from paramedic.runbooks import dsl as pyrunbooks
 from paramedic.runbooks import loading as rb_loader
-from paramedic.store import audit, lifecycle, migrate, state
+from paramedic.store import audit, checkpoints, lifecycle, migrate, state
 from paramedic.store import incidents as inc_repo
 from paramedic.store import runs as runs_repo
 from paramedic.store.db import Database, make_engine
@@ -81,6 +82,7 @@ class Paramedic:
     run_hooks: list[Callable[[RunRow, bool, str], Awaitable[None]]] = field(default_factory=list)
     policy: guard.Policy = field(default_factory=guard.Policy)
     _probe_health: dict[str, bool] = field(default_factory=dict)
+    _last_checkpoint: tuple[int, str] | None = None
 
     # ---- construction -------------------------------------------------------------------------
     @classmethod
@@ -101,6 +103,7 @@ class Paramedic:
                 + "\nrun `paramedic validate` for details"
             )
         db = Database(make_engine(config.database))
+        audit.bind_key(db.engine, read_audit_key(config))
         if upgrade:
             try:
                 migrate.upgrade(db)
@@ -217,16 +220,27 @@ class Paramedic:
     def _note_alert_targets(
         self, conn: Connection, alert: Alert, seeds: Sequence[RunSeed], result: IngestResult, now: datetime
     ) -> None:
-        """Alerts make their targets known: unhealthy while firing, healthy once resolved."""
-        if result.delivery not in (Delivery.CREATED, Delivery.RESOLVED):
+        """An alert marks the health of its runbooks' targets, never adds one: firing marks the
+        planned target unhealthy, resolving marks the target its runs acted on healthy again. A
+        target nothing lists (an executor, a probe, the config) stays unknown."""
+        if result.delivery is Delivery.CREATED:
+            marks = [(seed.runbook, seed.plan.target) for seed in seeds if seed.plan is not None]
+        elif result.delivery is Delivery.RESOLVED and result.incident_id is not None:
+            marks = runs_repo.targets_of_incident(conn, result.incident_id)
+        else:
             return
-        healthy = result.delivery is Delivery.RESOLVED
-        names = {seed.plan.target for seed in seeds if seed.plan is not None}
-        if not names and "instance" in alert.labels:
-            names = {alert.labels["instance"]}
-        for keys in self._scope_lists():
-            state.note_targets(
-                conn, scope_key(alert.labels, keys), [(n, healthy) for n in names], origin="alert", now=now
+        for name, target in marks:
+            rb = self.runbooks.get(name)
+            br = rb.guardrails.blast_radius if rb is not None else None
+            if br is None or not target:
+                continue
+            state.mark_health(
+                conn,
+                scope_key(alert.labels, br.scope),
+                target,
+                healthy=result.delivery is Delivery.RESOLVED,
+                origin="alert",
+                now=now,
             )
 
     async def ingest(self, alerts: Sequence[Alert]) -> list[IngestResult]:
@@ -308,17 +322,36 @@ class Paramedic:
                 for ex in [self.registry.executor(step.action)]
             }
             for ex in executors.values():
+                origin = "executor:" + ex.actions()[0].name.split(".")[0] if ex.actions() else "executor"
                 try:
                     names = await asyncio.wait_for(ex.known_targets(scope), 10)
                 except (ActionError, TimeoutError) as exc:
                     log.info("runbook %s: targets of %s not listed: %s", rb.name, scope, exc)
                     continue
-                if names:
+                if names is not None:  # None: this executor cannot list the scope; [] : it is empty
                     listed += len(names)
                     await self.write(
-                        state.add_targets, scope_key(scope, br.scope), list(names), origin="executor", now=self.clock()
+                        state.replace_targets,
+                        scope_key(scope, br.scope),
+                        list(names),
+                        origin=origin[:32],
+                        now=self.clock(),
                     )
         return listed
+
+    def declare_targets(self, conn: Connection) -> int:
+        """The config's ``targets:`` become the known targets of each blast-radius scope with
+        exactly those labels (replacing what the config declared before). Returns how many."""
+        state.forget_origin(conn, "config")
+        declared = 0
+        for decl in self.config.targets:
+            for keys in self._scope_lists():
+                if set(keys) == set(decl.scope):
+                    state.add_targets(
+                        conn, scope_key(decl.scope, keys), decl.members, origin="config", now=self.clock()
+                    )
+                    declared += len(decl.members)
+        return declared
 
     async def _refresh_targets_forever(self, every: float = 30.0) -> None:
         while True:
@@ -327,6 +360,31 @@ class Paramedic:
             except StoreUnavailable as exc:
                 log.error("cannot record executor targets: %s", exc)
             await asyncio.sleep(every)
+
+    async def write_checkpoint(self) -> bool:
+        """Sign the audit chain's head and append it to the checkpoint file, if the head moved
+        since the last one this process wrote. Returns whether a checkpoint was written."""
+        cps, key = self.config.audit.checkpoints, audit.bound_key(self.db.engine)
+        if cps is None or key is None:
+            return False
+        cp = await self.read(audit.checkpoint, key, now=self.clock())
+        if (cp.seq, cp.hash) == self._last_checkpoint:
+            return False
+        await asyncio.to_thread(checkpoints.write, Path(cps.file), cp)
+        self._last_checkpoint = (cp.seq, cp.hash)
+        return True
+
+    async def _checkpoint_forever(self) -> None:
+        assert self.config.audit.checkpoints is not None
+        every = self.config.audit.checkpoints.every.total_seconds()
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self.write_checkpoint()
+            except StoreUnavailable as exc:
+                log.error("audit checkpoint not written: %s", exc)
+            except OSError as exc:
+                log.error("audit checkpoint not written to %s: %s", self.config.audit.checkpoints.file, exc)
 
     async def _expire_approvals(self) -> None:
         while True:
@@ -416,7 +474,11 @@ class Paramedic:
         for n in range(self.config.workers):
             self._tasks.append(asyncio.create_task(self._worker(n)))
         self._tasks.append(asyncio.create_task(self._expire_approvals()))
+        await self.write(self.declare_targets)
         self._tasks.append(asyncio.create_task(self._refresh_targets_forever()))
+        if self.config.audit.checkpoints is not None:
+            await self.write_checkpoint()
+            self._tasks.append(asyncio.create_task(self._checkpoint_forever()))
         for probe in self.config.probes:
             self._tasks.append(
                 asyncio.create_task(
@@ -439,6 +501,11 @@ class Paramedic:
     async def stop(self) -> None:
         for t in self._tasks:
             t.cancel()
+        if self.config.audit.checkpoints is not None:  # the head as this process leaves it
+            try:
+                await self.write_checkpoint()
+            except (StoreUnavailable, OSError) as exc:
+                log.error("final audit checkpoint not written: %s", exc)
         for t in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
@@ -513,15 +580,18 @@ class Paramedic:
             rb = self.runbooks.get(run.runbook)
             needed = rb.approvers if rb else 1
             if not approve:
-                runs_repo.record_decision(
-                    conn,
-                    run,
-                    actor=actor,
-                    decision="deny",
-                    reason=reason,
-                    digest=run.plan_digest,
-                    now=now,
-                )
+                try:
+                    runs_repo.record_decision(
+                        conn,
+                        run,
+                        actor=actor,
+                        decision="deny",
+                        reason=reason,
+                        digest=run.plan_digest,
+                        now=now,
+                    )
+                except runs_repo.AlreadyDecided as exc:
+                    raise OperationError(f"{exc}; another responder can deny it") from exc
                 inc_repo.acknowledge(conn, run.incident_id, at=now, by="human")
                 runs_repo.finish(conn, run, status="denied", now=now, reason=f"denied by {actor}: {reason}")
             else:
@@ -535,8 +605,8 @@ class Paramedic:
                         digest=run.plan_digest,
                         now=now,
                     )
-                except Exception as exc:  # the unique (run, actor) constraint
-                    raise OperationError(f"{actor} already approved run {run_id}; a second approver is needed") from exc
+                except runs_repo.AlreadyDecided as exc:
+                    raise OperationError(f"{exc}; a second approver is needed") from exc
                 inc_repo.acknowledge(conn, run.incident_id, at=now, by="human")
                 if len(approvers) >= needed:
                     runs_repo.set_run_status(conn, run.id, "approved", now=now)

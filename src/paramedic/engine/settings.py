@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from paramedic.core.audit import AuditKey
 from paramedic.core.config import Config
 from paramedic.core.errors import ConfigError
 
@@ -25,6 +26,7 @@ _NOT_CONFIG = {
     "TEST_POSTGRES_URL",
     "REQUIRE_INTEGRATION",
     "WEBHOOK_SECRET",
+    "AUDIT_KEY",
 }
 
 
@@ -97,6 +99,7 @@ def load_config(
         data["runbooks"] = [
             str(base / p) if not Path(p).is_absolute() else p for p in data.get("runbooks", ["runbooks/"])
         ]
+        _relative_audit_paths(data, base)
     data = _merge(data, _overrides(env))
     if overrides:
         data = _merge(data, overrides)
@@ -104,3 +107,42 @@ def load_config(
         return Config.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(format_errors(exc, where)) from None
+
+
+def _relative_audit_paths(data: dict[str, Any], base: Path) -> None:
+    """The audit key file and checkpoint file are relative to the config file, like runbooks."""
+    section = data.get("audit")
+    if not isinstance(section, dict):
+        return
+    if isinstance(section.get("key_file"), str) and not Path(section["key_file"]).is_absolute():
+        section["key_file"] = str(base / section["key_file"])
+    cps = section.get("checkpoints")
+    if isinstance(cps, dict) and isinstance(cps.get("file"), str) and not Path(cps["file"]).is_absolute():
+        cps["file"] = str(base / cps["file"])
+
+
+def read_audit_key(
+    config: Config, *, key_file: str | None = None, env: Mapping[str, str] | None = None
+) -> AuditKey | None:
+    """The audit chain's key: ``key_file`` if given, else the config's ``audit.key_file`` or
+    ``audit.key_env``; None when none is configured. The file holds the secret as text (``paramedic
+    audit keygen`` writes 32 random bytes in hex); surrounding whitespace is ignored."""
+    env = os.environ if env is None else env
+    path = key_file or config.audit.key_file
+    if path:
+        try:
+            secret = Path(path).read_bytes().strip()
+        except OSError as exc:
+            raise ConfigError(f"cannot read the audit key file {path}: {exc.strerror or exc}") from None
+        where = f"the audit key file {path}"
+    elif config.audit.key_env:
+        secret = env.get(config.audit.key_env, "").strip().encode()
+        if not secret:
+            raise ConfigError(f"audit.key_env names {config.audit.key_env}, which is not set or empty")
+        where = f"the environment variable {config.audit.key_env}"
+    else:
+        return None
+    try:
+        return AuditKey(secret)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}; create one with `paramedic audit keygen FILE`") from None

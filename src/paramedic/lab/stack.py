@@ -45,7 +45,7 @@ import uvicorn
 
 from paramedic.api import views
 from paramedic.api.app import create_app
-from paramedic.core.config import Automation, Config
+from paramedic.core.config import Automation, Config, DeclaredTargets
 from paramedic.engine.logs import JsonFormatter
 from paramedic.engine.service import Paramedic
 from paramedic.lab.supervisord import SupervisorHarness, _processes_with
@@ -483,6 +483,8 @@ class LabStack:
             database=f"sqlite:///{self.workdir / 'paramedic.db'}",
             runbooks=[str(p) for p in self.options.runbooks],
             automation=Automation(paused=not self.options.automation),
+            # The instances the lab started are the service's known targets; an alert cannot add one.
+            targets=[DeclaredTargets(scope={"service": SERVICE}, members=[i.address for i in self.instances])],
             executors={
                 "supervisor": self.harness.executor_config(),
                 "haproxy": {"socket": f"unix://{self.haproxy_socket}"},

@@ -1,4 +1,8 @@
-"""Append to and read the hash-chained audit trail, inside the caller's transaction."""
+"""Append to and read the hash-chained audit trail, inside the caller's transaction.
+
+The chain's key is bound to an engine once (``bind_key``), by whoever built it from the config, so
+every writer of that database links its entries with the key without passing it around.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,22 @@ import json
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
+from weakref import WeakKeyDictionary
 
-from sqlalchemy import Connection, bindparam, func, select, update
+from sqlalchemy import Connection, Engine, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from paramedic.core.audit import GENESIS, StoredEntry, canonical, chain_hash, redact
+from paramedic.core.audit import (
+    GENESIS,
+    AuditKey,
+    Checkpoint,
+    StoredEntry,
+    canonical,
+    chain_hash,
+    redact,
+    sign_checkpoint,
+)
 from paramedic.store.tables import audit, audit_head
 
 # Built once: every action writes several entries, and building a statement with .values(...)
@@ -21,6 +35,19 @@ _HEAD = select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
 _HEAD_LOCKED = _HEAD.with_for_update()
 _INSERT = audit.insert()
 _ADVANCE = update(audit_head).where(audit_head.c.id == 1).values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
+_KEYS: WeakKeyDictionary[Engine, AuditKey] = WeakKeyDictionary()
+
+
+def bind_key(engine: Engine, key: AuditKey | None) -> None:
+    """Link every entry appended through ``engine`` with ``key`` (``None``: unkeyed SHA-256)."""
+    if key is None:
+        _KEYS.pop(engine, None)
+    else:
+        _KEYS[engine] = key
+
+
+def bound_key(engine: Engine) -> AuditKey | None:
+    return _KEYS.get(engine)
 
 
 def append(
@@ -44,7 +71,8 @@ def append(
     seq = prev_seq + 1
     clean = json.loads(json.dumps(redact(dict(data or {})), default=str))
     body = canonical(seq=seq, at=at, kind=kind, actor=actor, incident_id=incident_id, run_id=run_id, data=clean)
-    digest = chain_hash(prev_hash, body)
+    key = _KEYS.get(conn.engine)
+    digest = chain_hash(prev_hash, body, key)
     conn.execute(
         _INSERT,
         {
@@ -57,6 +85,7 @@ def append(
             "data": json.dumps(clean, sort_keys=True, ensure_ascii=False),
             "prev_hash": prev_hash,
             "hash": digest,
+            "key_id": None if key is None else key.key_id,
         },
     )
     conn.execute(_ADVANCE, {"new_seq": seq, "new_hash": digest})
@@ -74,6 +103,7 @@ def _entry(row: Any) -> StoredEntry:
         data=json.loads(row.data),
         prev_hash=row.prev_hash,
         hash=row.hash,
+        key_id=row.key_id,
     )
 
 
@@ -91,6 +121,12 @@ def iter_entries(conn: Connection, *, batch: int = 1000) -> Iterator[StoredEntry
 def head(conn: Connection) -> tuple[int | None, str | None]:
     row = conn.execute(select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)).first()
     return (None, None) if row is None else (int(row.seq), str(row.hash))
+
+
+def checkpoint(conn: Connection, key: AuditKey, *, now: datetime) -> Checkpoint:
+    """A signed checkpoint of the current head (an empty chain's head is entry 0, the genesis)."""
+    seq, digest = head(conn)
+    return sign_checkpoint(key, seq=seq or 0, hash_=digest or GENESIS, at=now)
 
 
 def page(

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, or_, select, update
 
+from paramedic.core.errors import ParamedicError
 from paramedic.core.incidents import IncidentStatus
 from paramedic.store import audit
 from paramedic.store import incidents as inc
@@ -281,6 +282,10 @@ def finish(
         inc.escalate(conn, run.incident_id, now=now, reason=f"{run.runbook}: {reason}", run_id=run.id)
 
 
+class AlreadyDecided(ParamedicError):
+    """One person decides on a run once; a second approval needs a second person."""
+
+
 def record_decision(
     conn: Connection,
     run: RunRow,
@@ -291,7 +296,15 @@ def record_decision(
     digest: str,
     now: datetime,
 ) -> list[str]:
-    """Store one human decision; return the distinct approvers so far."""
+    """Store one human decision; return the distinct approvers so far. ``AlreadyDecided`` if
+    ``actor`` already decided on this run (writes are serialised, so the check is exact)."""
+    earlier = conn.execute(
+        select(approvals.c.decision).where(and_(approvals.c.run_id == run.id, approvals.c.actor == actor))
+    ).first()
+    if earlier is not None:
+        raise AlreadyDecided(
+            f"{actor} already {'approved' if earlier.decision == 'approve' else 'denied'} run {run.id}"
+        )
     conn.execute(
         approvals.insert().values(
             run_id=run.id, actor=actor, decision=decision, reason=reason, plan_digest=digest, at=now
@@ -324,3 +337,9 @@ def set_run_status(conn: Connection, run_id: int, status: str, *, now: datetime)
 def expired_approvals(conn: Connection, *, now: datetime) -> list[RunRow]:
     q = select(runs).where(and_(runs.c.status == "awaiting_approval", runs.c.approval_expires_at < now))
     return [RunRow.of(r) for r in conn.execute(q)]
+
+
+def targets_of_incident(conn: Connection, incident_id: int) -> list[tuple[str, str]]:
+    """(runbook, target) of each run of the incident: what its remediation acted on."""
+    rows = conn.execute(select(runs.c.runbook, runs.c.target).where(runs.c.incident_id == incident_id))
+    return [(r.runbook, r.target) for r in rows]

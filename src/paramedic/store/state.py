@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import Connection, and_, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -57,7 +57,8 @@ def note_targets(
     origin: str,
     now: datetime,
 ) -> None:
-    """Remember targets of a scope and whether each is healthy (from probes, alerts, executors)."""
+    """Remember targets of a scope and whether each is healthy, from a source that knows them
+    (a probe). Alerts never call this: they only ``mark_health`` of targets already known."""
     for target, healthy in names:
         stmt = _ins(conn, targets).values(
             scope_key=scope_key, target=target, healthy=healthy, origin=origin, seen_at=now
@@ -71,11 +72,39 @@ def note_targets(
 
 
 def add_targets(conn: Connection, scope_key: str, names: Iterable[str], *, origin: str, now: datetime) -> None:
-    """Targets an executor lists: known from now on; their health, if already known from a probe
-    or an alert, is kept (a listed member is assumed healthy until something says otherwise)."""
+    """Targets an executor lists or the config declares: known from now on. A row already known
+    keeps its origin and its health; a new member is assumed healthy until something says otherwise."""
     for target in names:
         stmt = _ins(conn, targets).values(scope_key=scope_key, target=target, healthy=True, origin=origin, seen_at=now)
         conn.execute(stmt.on_conflict_do_update(index_elements=["scope_key", "target"], set_={"seen_at": now}))
+
+
+def mark_health(conn: Connection, scope_key: str, target: str, *, healthy: bool, origin: str, now: datetime) -> bool:
+    """Set the health of a target already known in the scope; an unknown one stays unknown (an
+    alert cannot make a target exist). Returns whether the target was known."""
+    done = conn.execute(
+        update(targets)
+        .where(and_(targets.c.scope_key == scope_key, targets.c.target == target))
+        .values(healthy=healthy, seen_at=now)
+    )
+    return bool(done.rowcount)
+
+
+def replace_targets(conn: Connection, scope_key: str, names: Iterable[str], *, origin: str, now: datetime) -> None:
+    """Exactly ``names`` are the targets ``origin`` knows in the scope: new ones are added, those
+    it no longer lists are forgotten (a server removed from its backend stops counting)."""
+    listed = list(dict.fromkeys(names))
+    add_targets(conn, scope_key, listed, origin=origin, now=now)
+    conn.execute(
+        delete(targets).where(
+            and_(targets.c.scope_key == scope_key, targets.c.origin == origin, targets.c.target.not_in(listed))
+        )
+    )
+
+
+def forget_origin(conn: Connection, origin: str) -> None:
+    """Forget every target one kind of source declared (config targets before they are re-read)."""
+    conn.execute(delete(targets).where(targets.c.origin == origin))
 
 
 def known_targets(conn: Connection, scope_key: str) -> list[tuple[str, bool]]:

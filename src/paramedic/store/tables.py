@@ -215,6 +215,7 @@ audit = Table(
     Column("data", Text, nullable=False),
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
+    Column("key_id", String(16)),  # the id of the key that links this entry; NULL: unkeyed SHA-256
     Index("ix_audit_incident", "incident_id"),
 )
 

@@ -5,7 +5,8 @@ recording (``runbooks.dsl``), and the guardrails run on a throw-away in-memory d
 
 That database starts from the facts a test case states (``Facts``: a pause, freeze windows,
 earlier actions, known targets, breaker states, earlier firing episodes, recent changes), and the
-alert then makes its own target known, as ingest does, so the verdicts are the engine's.
+alert then marks its own target unhealthy if that target is known, as ingest does, so the
+verdicts are the engine's (an alert never makes a target known).
 """
 
 from __future__ import annotations
@@ -219,14 +220,18 @@ class DryRun:
         if not entry["matches"]:
             entry["unmatched"] = UNMATCHED
         with db.write() as conn:
-            if alert.firing:  # ingest makes the alert's targets known, unhealthy while it fires
-                names = {plan.target for _, plan, _ in planned} or (
-                    {alert.labels["instance"]} if "instance" in alert.labels else set()
-                )
-                for keys in self._scope_lists:
-                    state.note_targets(
-                        conn, g.scope_key(alert.labels, keys), [(n, False) for n in names], origin="alert", now=now
-                    )
+            if alert.firing:  # as ingest does: a firing alert marks its known target unhealthy
+                for rb, plan, _ in planned:
+                    br = rb.guardrails.blast_radius
+                    if br is not None and plan.target:
+                        state.mark_health(
+                            conn,
+                            g.scope_key(alert.labels, br.scope),
+                            plan.target,
+                            healthy=False,
+                            origin="alert",
+                            now=now,
+                        )
             for rb, plan, m in planned:
                 facts_of = g.AlertFacts(
                     firing=alert.firing, starts_at=alert.starts_at, first_seen_at=now, episodes=facts.episodes
