@@ -46,6 +46,7 @@ ROUTES: list[tuple[re.Pattern[str], set[str], str]] = [
     (re.compile(rf"^/apis/apps/v1{_NS}/(?P<res>deployments|statefulsets|daemonsets)/{_NAME}$"),
      {"GET", "PATCH"}, "object"),
     (re.compile(rf"^/apis/apps/v1{_NS}/(?P<res>replicasets)$"), {"GET"}, "list"),
+    (re.compile(rf"^/apis/apps/v1{_NS}/(?P<res>replicasets)/{_NAME}$"), {"GET", "PATCH"}, "object"),
     (re.compile(rf"^/apis/autoscaling/v2{_NS}/(?P<res>horizontalpodautoscalers)$"), {"GET"}, "list"),
     (re.compile(rf"^/apis/autoscaling/v2{_NS}/(?P<res>horizontalpodautoscalers)/{_NAME}$"),
      {"GET", "PATCH"}, "object"),

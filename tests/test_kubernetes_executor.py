@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -252,7 +252,9 @@ def test_rollback_like_kubectl_rollout_undo(kube: FakeKube, ex: KubernetesExecut
     run(ex, "kubernetes.rollback", deployment="web")
     lists = [r for r in kube.requests if r.path == f"{APPS}/replicasets"]
     assert lists[-1].query == {"labelSelector": "app=web"}
-    (patch,) = kube.writes()
+    patch, mark = kube.writes()
+    assert (mark.method, mark.path, mark.content_type) == ("PATCH", f"{APPS}/replicasets/web-ccc", MERGE_PATCH)
+    assert mark.body == {"metadata": {"annotations": {"paramedic.io/known-bad": NOW.isoformat()}}}
     assert (patch.method, patch.path, patch.content_type) == ("PATCH", f"{APPS}/deployments/web", JSON_PATCH)
     assert patch.body == [
         {"op": "replace", "path": "/spec/template", "value": _template("shop/web:2")},  # no pod-template-hash
@@ -269,6 +271,39 @@ def test_rollback_like_kubectl_rollout_undo(kube: FakeKube, ex: KubernetesExecut
     dep = kube.objects[("deployments", "shop", "web")]
     assert dep["spec"]["template"]["spec"]["containers"][0]["image"] == "shop/web:2"
     assert dep["metadata"]["generation"] == 2
+
+
+def _stamp(kube: FakeKube, name: str, at: datetime) -> None:
+    kube.objects[("replicasets", "shop", name)]["metadata"]["creationTimestamp"] = at.isoformat().replace("+00:00", "Z")
+
+
+def test_two_bad_rollouts_in_a_row_roll_back_to_the_last_revision_that_soaked(
+    kube: FakeKube, ex: KubernetesExecutor
+) -> None:
+    """At paramedic's boundary against a fake API server (none can run here): revision 1 ran for
+    days; revisions 2 and 3 rolled out 1.7 s apart. `kubectl rollout undo` would pick 2, the other
+    new one; paramedic skips it as unproven and goes to 1."""
+    _stamp(kube, "web-aaa", NOW - timedelta(days=3))
+    _stamp(kube, "web-bbb", NOW - timedelta(minutes=5))
+    _stamp(kube, "web-ccc", NOW - timedelta(minutes=5) + timedelta(seconds=1.7))
+    text = asyncio.run(ex.describe(req("kubernetes.rollback", deployment="web")))
+    assert text == "would roll back deployment shop/web: revision 3 → 1 (app=shop/web:3 → app=shop/web:1)"
+    run(ex, "kubernetes.rollback", deployment="web")
+    dep = kube.objects[("deployments", "shop", "web")]
+    assert dep["spec"]["template"]["spec"]["containers"][0]["image"] == "shop/web:1"
+    assert kube.objects[("replicasets", "shop", "web-ccc")]["metadata"]["annotations"]["paramedic.io/known-bad"]
+
+
+def test_a_revision_a_rollback_left_is_never_rolled_back_to(kube: FakeKube, ex: KubernetesExecutor) -> None:
+    """At paramedic's boundary against a fake API server (none can run here)."""
+    kube.objects[("replicasets", "shop", "web-bbb")]["metadata"]["annotations"]["paramedic.io/known-bad"] = "x"
+    run(ex, "kubernetes.rollback", deployment="web")
+    dep = kube.objects[("deployments", "shop", "web")]
+    assert dep["spec"]["template"]["spec"]["containers"][0]["image"] == "shop/web:1"
+    kube.objects[("replicasets", "shop", "web-aaa")]["metadata"]["annotations"]["paramedic.io/known-bad"] = "x"
+    with pytest.raises(PermanentError, match="no known-good revision of deployment shop/web") as err:
+        run(ex, "kubernetes.rollback", deployment="web")
+    assert err.value.reason == "no_previous_revision"
 
 
 def test_rollback_refusals(kube: FakeKube, ex: KubernetesExecutor) -> None:

@@ -8,9 +8,12 @@ and builds a ``Plan``: ``describe`` shows it, ``execute`` applies it. What goes 
   (``kubectl rollout restart``); refused, as kubectl does, when paused or on an ``OnDelete`` strategy.
 - scale: merge patch of the ``/scale`` subresource (``kubectl scale``) to the size ``plan_scale`` picks;
   when an autoscaling/v2 HPA targets the workload it would undo that, so its min/maxReplicas move instead.
-- rollback: ``kubectl rollout undo``: the deployment's ReplicaSets (selector, then controller owner
-  reference), the previous ``deployment.kubernetes.io/revision``, and a JSON patch replacing
-  ``spec.template`` (minus ``pod-template-hash``) and ``metadata.annotations``.
+- rollback: ``kubectl rollout undo`` to the last known-good revision: the deployment's ReplicaSets
+  (selector, then controller owner reference), the newest ``deployment.kubernetes.io/revision`` below
+  the current one that is neither marked bad by an earlier rollback nor unproven (live for less than
+  ``soak``, 10m by default, before the next revision replaced it), and a JSON patch replacing
+  ``spec.template`` (minus ``pod-template-hash``) and ``metadata.annotations``; the ReplicaSet left
+  behind gets the annotation ``paramedic.io/known-bad`` (merge patch), so it is never rolled back to.
 - evict: POST a policy/v1 ``Eviction``; HTTP 429 means a PodDisruptionBudget refused it.
 - cordon: strategic merge patch ``spec.unschedulable: true`` (``kubectl cordon``).
 - drain: ``kubectl drain --ignore-daemonsets`` without waiting for termination: refuses unmanaged or
@@ -53,6 +56,8 @@ SKIP_ANNOTATIONS = frozenset(
     "deployment.kubernetes.io/desired-replicas deployment.kubernetes.io/max-replicas "
     "deprecated.deployment.rollback.to".split()
 )
+BAD = "paramedic.io/known-bad"  # on a ReplicaSet a rollback left: never the target of another
+DEFAULT_SOAK = 600.0  # seconds a revision must have been live to count as known-good
 STRATEGIC = "application/strategic-merge-patch+json"
 MERGE = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
@@ -162,10 +167,32 @@ def _revision(rs: Obj) -> int | None:
         return None
 
 
-def previous_revision(replicasets: Sequence[Obj]) -> Obj | None:
-    """kubectl's rollback choice: the ReplicaSet with the second-highest revision."""
-    ranked = sorted(((rev, rs) for rs in replicasets if (rev := _revision(rs)) is not None), key=lambda p: p[0])
-    return ranked[-2][1] if len(ranked) >= 2 else None
+def _created(rs: Obj) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(rs["metadata"]["creationTimestamp"]).replace("Z", "+00:00"))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def ranked_revisions(replicasets: Sequence[Obj]) -> list[tuple[int, Obj]]:
+    return sorted(((rev, rs) for rs in replicasets if (rev := _revision(rs)) is not None), key=lambda p: p[0])
+
+
+def rollback_revision(replicasets: Sequence[Obj], *, soak: float = DEFAULT_SOAK) -> Obj | None:
+    """The newest revision below the current one that is known-good: not marked bad by an earlier
+    rollback, and live for at least ``soak`` seconds before the next revision's ReplicaSet was
+    created. A window that cannot be told (no timestamps; a ReplicaSet revived by a rollback keeps
+    its old ``creationTimestamp``) does not disqualify. With ``soak`` 0 this is kubectl's choice."""
+    ranked = ranked_revisions(replicasets)
+    for i in range(len(ranked) - 2, -1, -1):
+        rs = ranked[i][1]
+        if (rs["metadata"].get("annotations") or {}).get(BAD):
+            continue
+        start, until = _created(rs), _created(ranked[i + 1][1])
+        if start is not None and until is not None and until >= start and (until - start).total_seconds() < soak:
+            continue  # replaced before it proved itself
+        return rs
+    return None
 
 
 def _without_hash(template: Obj) -> Obj:
@@ -244,22 +271,24 @@ class KubernetesExecutor:
 
     def __init__(
         self, *, client_factory: Callable[[], Any] | None, namespace: str = "default", timeout: float = 10.0,
-        clock: Callable[[], datetime] | None = None, pdb_retry: float = 5.0,
+        clock: Callable[[], datetime] | None = None, pdb_retry: float = 5.0, soak: float = DEFAULT_SOAK,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep, monotonic: Callable[[], float] = time.monotonic,
     ) -> None:  # fmt: skip
         self._factory, self._client, self._lock = client_factory, None, threading.Lock()
         self._namespace, self._timeout = namespace, timeout
         self._clock = clock or (lambda: datetime.now(UTC))
         self._pdb_retry, self._sleep, self._monotonic = pdb_retry, sleep, monotonic
+        self._soak = soak
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> KubernetesExecutor:
         """``{kubeconfig, context, in_cluster, namespace, timeout, pdb_retry}``; nothing is read until first use."""
         timeout = parse_duration(cfg.get("timeout", 10)).total_seconds()
         pdb_retry = parse_duration(cfg.get("pdb_retry", 5)).total_seconds()
+        soak = parse_duration(cfg.get("soak", DEFAULT_SOAK)).total_seconds()
         return cls(
             client_factory=_client_factory(cfg), namespace=str(cfg.get("namespace") or "default"), timeout=timeout,
-            pdb_retry=max(pdb_retry, 0.1),
+            pdb_retry=max(pdb_retry, 0.1), soak=max(soak, 0.0),
         )  # fmt: skip
 
     def actions(self) -> Sequence[ActionSpec]:
@@ -431,8 +460,15 @@ class KubernetesExecutor:
         listed = await self._call(f"list ReplicaSets of {w}", "apps", "list_namespaced_replica_set",
                                   namespace=w.namespace, label_selector=selector)  # fmt: skip
         owned = [rs for rs in listed.get("items", []) if (_controller(rs) or {}).get("uid") == dep["metadata"]["uid"]]
-        if (rs := previous_revision(owned)) is None:
+        if len(ranked_revisions(owned)) < 2:
             raise PermanentError(f"no rollout history found for {w}", reason="no_previous_revision")
+        if (rs := rollback_revision(owned, soak=self._soak)) is None:
+            raise PermanentError(
+                f"no known-good revision of {w} to roll back to: every earlier one was left by a rollback or "
+                f"replaced within {self._soak:g}s of its rollout",
+                reason="no_previous_revision",
+            )
+        left = ranked_revisions(owned)[-1][1]
         revision, template = _revision(rs), _without_hash(rs["spec"]["template"])
         if template == _without_hash(dep["spec"]["template"]):
             return Plan(f"skipped rollback of {w} (current template already matches revision {revision})")
@@ -445,6 +481,10 @@ class KubernetesExecutor:
 
         async def apply() -> ActionResult:
             await self._wl("patch", w, body=ops, _content_type=JSON_PATCH)
+            name = left["metadata"]["name"]
+            mark = {"metadata": {"annotations": {BAD: self._clock().isoformat()}}}
+            await self._call(f"mark ReplicaSet {w.namespace}/{name} bad", "apps", "patch_namespaced_replica_set",
+                             name=name, namespace=w.namespace, body=mark, _content_type=MERGE)  # fmt: skip
             return ActionResult(summary=f"rolled back {w}: {change}", details={"to_revision": str(revision)})
 
         return Plan(f"would roll back {w}: {change}", apply)
