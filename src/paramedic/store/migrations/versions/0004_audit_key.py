@@ -1,7 +1,7 @@
 """audit: the id of the key that links each entry, and a head row from the start
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 Create Date: 2026-12-01 23:00:00.000000
 
 The head row is created here, not on the first append, so a missing head is always a sign of
@@ -13,8 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003"
-down_revision = "0002"
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
