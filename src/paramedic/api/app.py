@@ -8,10 +8,8 @@ its scripts from a CDN; ``/docs`` is a server-rendered API reference in the UI i
 
 from __future__ import annotations
 
-import json
 import logging
-import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -21,10 +19,10 @@ from prometheus_client import generate_latest
 from pydantic import BaseModel, Field
 
 from paramedic import __version__
-from paramedic.api import queries, views
+from paramedic.api import intake, queries, views
 from paramedic.api.auth import Principal, check_webhook, require
+from paramedic.api.intake import BodyTooLarge
 from paramedic.api.session import SessionCodec, session_secret
-from paramedic.core.alerts import Alert
 from paramedic.core.config import is_loopback
 from paramedic.core.errors import PayloadError, StoreUnavailable
 from paramedic.engine.metrics import METRICS
@@ -73,32 +71,11 @@ def admin(request: Request) -> Principal:
     return require(request, "admin")
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """Read at most ``limit`` bytes; a larger body is refused with 413 before it is stored."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise HTTPException(413, f"body is {declared} bytes, over the limit of {limit}")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise HTTPException(413, f"body is over the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def host_of(header: str) -> str:
     """The host part of a Host header: ``[::1]:8080`` → ``::1``, ``localhost:8080`` → ``localhost``."""
     if header.startswith("["):
         return header[1:].partition("]")[0]
     return header.rpartition(":")[0] if header.count(":") == 1 else header
-
-
-def parse_json(body: bytes) -> Any:
-    try:
-        return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PayloadError(f"the body is not valid JSON: {exc}", field="body") from exc
 
 
 def create_app(pm: Paramedic, *, manage_lifecycle: bool = True) -> FastAPI:
@@ -127,7 +104,8 @@ def create_app(pm: Paramedic, *, manage_lifecycle: bool = True) -> FastAPI:
 
     @app.exception_handler(PayloadError)
     async def _payload(_: Request, exc: PayloadError) -> JSONResponse:
-        return JSONResponse({"error": str(exc), "field": exc.field}, status_code=422)
+        status = 413 if isinstance(exc, BodyTooLarge) else 422
+        return JSONResponse({"error": str(exc), "field": exc.field}, status_code=status)
 
     @app.exception_handler(StoreUnavailable)
     async def _store(_: Request, exc: StoreUnavailable) -> JSONResponse:
@@ -164,27 +142,8 @@ def create_app(pm: Paramedic, *, manage_lifecycle: bool = True) -> FastAPI:
             response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
         return response
 
-    async def _accept(request: Request, source: str, parse: Any) -> JSONResponse:
-        began = time.perf_counter()
-        body = await read_body(request, pm.config.max_body_bytes)
-        check_webhook(request, pm.config, body)
-        alerts: list[Alert] = parse(parse_json(body))
-        results = await pm.ingest(alerts)
-        METRICS.ingest_seconds.labels(source=source).observe(time.perf_counter() - began)
-        return JSONResponse(
-            {
-                "accepted": len(alerts),
-                "alerts": [
-                    {
-                        "fingerprint": r.fingerprint,
-                        "delivery": str(r.delivery),
-                        "incident_id": r.incident_id,
-                    }
-                    for r in results
-                ],
-            },
-            status_code=202,
-        )
+    def _authenticate(request: Request) -> Callable[[bytes], None]:
+        return lambda body: check_webhook(request, pm.config, body)
 
     @app.post(
         "/api/v1/alerts/alertmanager",
@@ -193,11 +152,23 @@ def create_app(pm: Paramedic, *, manage_lifecycle: bool = True) -> FastAPI:
         summary="Alertmanager webhook (version 4)",
     )
     async def alertmanager_webhook(request: Request) -> JSONResponse:
-        return await _accept(request, "alertmanager", alertmanager.parse)
+        return await intake.accept(
+            request,
+            pm,
+            source="alertmanager",
+            read=lambda p: alertmanager.read(p, now=pm.clock()),
+            authenticate=_authenticate(request),
+        )
 
     @app.post("/api/v1/alerts", status_code=202, tags=["ingest"], summary="Generic alerts (one or a list)")
     async def generic_alerts(request: Request) -> JSONResponse:
-        return await _accept(request, "generic", lambda p: generic.parse(p, now=pm.clock()))
+        return await intake.accept(
+            request,
+            pm,
+            source="generic",
+            read=lambda p: generic.read(p, now=pm.clock()),
+            authenticate=_authenticate(request),
+        )
 
     @app.get("/api/v1/incidents", tags=["incidents"])
     async def list_incidents(

@@ -23,8 +23,9 @@ from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import Connection, and_, select
 
-from paramedic.api.app import parse_json, read_body, viewer
+from paramedic.api.app import viewer
 from paramedic.api.auth import Principal, check_webhook, require
+from paramedic.api.intake import parse_json, read_body
 from paramedic.core.errors import PayloadError
 from paramedic.engine.enrichment import image_signature_ok
 from paramedic.engine.service import Paramedic

@@ -1,8 +1,11 @@
 """More alert sources over HTTP: Grafana unified alerting and PagerDuty webhooks (v3).
 
-Both routes work like the Alertmanager one: the body is read up to the size limit (413 beyond),
-authenticated (bearer token, HMAC signature or an API token; 401 otherwise), parsed at the edge
-(422 naming the bad field), stored in one transaction by ``Paramedic.ingest``, and answered 202.
+Both routes work like the Alertmanager one (``api.intake``): the body is read up to the size limit
+(413 beyond), authenticated (bearer token, HMAC signature or an API token; 401 otherwise), read at
+the edge (422 naming the bad field only for an unreadable envelope; an unreadable alert becomes an
+escalated incident of its own), stored by ``Paramedic.ingest_batch``, and answered 202. PagerDuty
+events about paramedic's own escalations (``incident_key`` with a PagerDuty sink's ``dedup_prefix``)
+are linked to their incident, never a new one.
 PagerDuty may also authenticate with its own signature: ``X-PagerDuty-Signature: v1=<hex>``, the
 HMAC-SHA256 of the body under the webhook subscription's secret, which must then be the secret in
 ``auth.webhook.hmac_secret_env`` (during a secret rotation the header lists several signatures).
@@ -13,20 +16,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-import time
 from collections.abc import Callable
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from paramedic.api.app import parse_json, read_body
+from paramedic.api import intake
 from paramedic.api.auth import check_webhook
-from paramedic.core.alerts import Alert
 from paramedic.core.config import Config
-from paramedic.engine.metrics import METRICS
 from paramedic.engine.service import Paramedic
 from paramedic.ingest import grafana, pagerduty
+from paramedic.notify.pagerduty import PagerDutyConfig
 
 
 def pagerduty_signature_ok(config: Config, header: str, body: bytes) -> bool:
@@ -39,31 +39,38 @@ def pagerduty_signature_ok(config: Config, header: str, body: bytes) -> bool:
     return any(hmac.compare_digest(sig.strip(), expected) for sig in header.split(","))
 
 
+def own_prefixes(config: Config) -> list[str]:
+    """The ``dedup_key`` prefixes of the PagerDuty sinks: PagerDuty incidents paramedic raised itself."""
+    return [PagerDutyConfig.model_validate(s).dedup_prefix for s in config.sinks if s.get("type") == "pagerduty"]
+
+
 def mount(app: FastAPI, pm: Paramedic) -> None:
-    async def accept(request: Request, source: str, parse: Callable[[Any], list[Alert]]) -> JSONResponse:
-        began = time.perf_counter()
-        body = await read_body(request, pm.config.max_body_bytes)
-        signature = request.headers.get("x-pagerduty-signature", "")
-        if not (source == "pagerduty" and pagerduty_signature_ok(pm.config, signature, body)):
-            check_webhook(request, pm.config, body)
-        alerts = parse(parse_json(body))
-        results = await pm.ingest(alerts)
-        METRICS.ingest_seconds.labels(source=source).observe(time.perf_counter() - began)
-        return JSONResponse(
-            {
-                "accepted": len(alerts),
-                "alerts": [
-                    {"fingerprint": r.fingerprint, "delivery": str(r.delivery), "incident_id": r.incident_id}
-                    for r in results
-                ],
-            },
-            status_code=202,
-        )
+    def authenticate(request: Request, source: str) -> Callable[[bytes], None]:
+        def check(body: bytes) -> None:
+            signature = request.headers.get("x-pagerduty-signature", "")
+            if not (source == "pagerduty" and pagerduty_signature_ok(pm.config, signature, body)):
+                check_webhook(request, pm.config, body)
+
+        return check
+
+    prefixes = own_prefixes(pm.config)
 
     @app.post("/api/v1/alerts/grafana", status_code=202, tags=["ingest"], summary="Grafana unified alerting webhook")
     async def grafana_webhook(request: Request) -> JSONResponse:
-        return await accept(request, "grafana", grafana.parse)
+        return await intake.accept(
+            request,
+            pm,
+            source="grafana",
+            read=lambda p: grafana.read(p, now=pm.clock()),
+            authenticate=authenticate(request, "grafana"),
+        )
 
     @app.post("/api/v1/alerts/pagerduty", status_code=202, tags=["ingest"], summary="PagerDuty webhook (v3)")
     async def pagerduty_webhook(request: Request) -> JSONResponse:
-        return await accept(request, "pagerduty", pagerduty.parse)
+        return await intake.accept(
+            request,
+            pm,
+            source="pagerduty",
+            read=lambda p: pagerduty.read(p, now=pm.clock(), own_prefixes=prefixes),
+            authenticate=authenticate(request, "pagerduty"),
+        )

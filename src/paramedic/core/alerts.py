@@ -28,6 +28,37 @@ def _frozen(mapping: Mapping[str, str]) -> Mapping[str, str]:
 
 
 @dataclass(frozen=True, slots=True)
+class Unreadable:
+    """Why paramedic could not read an alert of a delivery, and the alert as it came.
+
+    Such an alert is stored as an incident of its own and escalated to a human; it is never matched
+    to a runbook. ``raw`` is the alert as JSON text with every non-ASCII character escaped, so it can
+    be stored and read back whatever the sender put in it."""
+
+    error: str
+    field: str
+    reason: str
+    raw: str
+
+
+@dataclass(frozen=True, slots=True)
+class Echo:
+    """An event about a notification paramedic itself sent, come back through a webhook (PagerDuty:
+    an incident whose ``incident_key`` is the ``dedup_key`` paramedic sent,
+    ``<dedup_prefix>-incident-<id>``). It is linked to that paramedic incident (``incident_id``;
+    ``None`` when the key names none) and never opens an incident of its own, which would be
+    escalated to the sender again: a paging loop."""
+
+    source: str
+    incident_key: str
+    incident_id: int | None
+    event_type: str
+    pagerduty_incident: str
+    url: str
+    agent: str
+
+
+@dataclass(frozen=True, slots=True)
 class Alert:
     """One alert as paramedic sees it. Labels and annotations are untrusted text."""
 
@@ -41,6 +72,7 @@ class Alert:
     ends_at: datetime | None = None
     group_key: str = ""
     generator_url: str = ""
+    unreadable: Unreadable | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", _frozen(self.labels))

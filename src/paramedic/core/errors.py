@@ -24,11 +24,13 @@ class ConfigError(ParamedicError):
 
 
 class PayloadError(ParamedicError):
-    """An alert payload that does not have the documented shape."""
+    """An alert payload that does not have the documented shape. ``reason`` is a short code for
+    metrics and logs (``missing_alertname``, ``bad_type``, ``invalid_unicode``, …)."""
 
-    def __init__(self, message: str, *, field: str = "") -> None:
+    def __init__(self, message: str, *, field: str = "", reason: str = "malformed") -> None:
         super().__init__(message)
         self.field = field
+        self.reason = reason
 
 
 class TemplateError(ParamedicError):

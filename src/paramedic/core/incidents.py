@@ -33,6 +33,7 @@ class Delivery(StrEnum):
     RESOLVED = "resolved"  # this delivery resolved an open incident
     LATE = "late"  # belongs to an episode that already ended: ignored
     UNKNOWN_RESOLVED = "unknown_resolved"  # a resolution for an alert never seen firing
+    LINKED = "linked"  # an event about paramedic's own notification, linked to its incident (never a new one)
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,8 @@ class Metrics:
     probe_up: Gauge
     ingest_seconds: Histogram
     notifications: Counter
+    rejected: Counter
+    unreadable: Counter
 
 
 def _make() -> Metrics:
@@ -40,6 +42,18 @@ def _make() -> Metrics:
             "paramedic_notifications_total",
             "Notifications by sink and result",
             ["sink", "result"],
+            registry=reg,
+        ),
+        rejected=Counter(
+            "paramedic_ingest_rejected_total",
+            "Deliveries refused whole (4xx: too large, not JSON, an unreadable envelope), by source and reason",
+            ["source", "reason"],
+            registry=reg,
+        ),
+        unreadable=Counter(
+            "paramedic_ingest_unreadable_alerts_total",
+            "Alerts of accepted deliveries that could not be read, kept as escalated incidents, by source and reason",
+            ["source", "reason"],
             registry=reg,
         ),
     )

@@ -42,6 +42,7 @@ from paramedic.engine.runner import RunContext, Runner
 from paramedic.engine.settings import format_errors, read_audit_key
 from paramedic.engine.silences import Silencer
 from paramedic.ingest import probes as probe_mod
+from paramedic.ingest.common import Batch
 from paramedic.notify import factory as sink_factory
 from paramedic.runbooks import dsl as pyrunbooks
 from paramedic.runbooks import loading as rb_loader
@@ -156,7 +157,7 @@ class Paramedic:
     async def seeds_for(self, alert: Alert) -> list[RunSeed]:
         """Match and plan, before the transaction. A YAML runbook is rendered at once; a Python
         runbook is planned by recording, within its time budget (``runbooks.dsl``)."""
-        if not alert.firing:
+        if not alert.firing or alert.unreadable is not None:  # an unreadable alert goes to a human
             return []
         seeds = []
         for rb in self.runbooks.match(alert):
@@ -254,6 +255,23 @@ class Paramedic:
             self.enricher.on_ingest(results)
         if self.notifier is not None and any(r.incident_id for r in results):
             self.notifier.kick()
+        return results
+
+    async def ingest_batch(self, batch: Batch) -> list[IngestResult]:
+        """Store one delivery as read at the edge: its alerts (unreadable ones become escalated
+        incidents of their own) and its echoes of paramedic's own notifications (linked to their
+        incidents, in the same transaction as nothing else: an echo opens no incident)."""
+        results = await self.ingest(batch.alerts) if batch.alerts else []
+        if batch.echoes:
+            now = self.clock()
+
+            def link(conn: Connection) -> list[IngestResult]:
+                return [inc_repo.link_echo(conn, echo, now=now) for echo in batch.echoes]
+
+            linked = await self.write(link)
+            for echo, r in zip(batch.echoes, linked, strict=True):
+                METRICS.alerts.labels(source=echo.source, delivery=r.delivery).inc()
+            results += linked
         return results
 
     # ---- workers ------------------------------------------------------------------------------

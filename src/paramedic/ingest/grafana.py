@@ -12,10 +12,12 @@ alerts Grafana left out of an oversized group (they arrive in a later notificati
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, NotRequired, TypedDict
 
 from paramedic.core.alerts import Alert, Source
-from paramedic.ingest.alertmanager import parse_shaped
+from paramedic.ingest.alertmanager import parse_shaped, read_shaped
+from paramedic.ingest.common import Batch
 
 _EXTRA = {
     "dashboardURL": "dashboard_url",
@@ -60,3 +62,11 @@ class GrafanaWebhook(TypedDict):
 def parse(payload: Any) -> list[Alert]:
     """Parse one webhook body; raise ``PayloadError`` naming the first bad field."""
     return parse_shaped(payload, source=Source.GRAFANA, version="1", product="Grafana ", extra_annotations=_EXTRA)
+
+
+def read(payload: Any, *, now: datetime) -> Batch:
+    """Read one webhook body as the webhook does: each alert that fails a check is kept as an
+    unreadable alert; ``PayloadError`` only for an unreadable envelope."""
+    return read_shaped(
+        payload, source=Source.GRAFANA, version="1", now=now, product="Grafana ", extra_annotations=_EXTRA
+    )

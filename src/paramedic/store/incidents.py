@@ -16,13 +16,13 @@ from sqlalchemy import Connection, and_, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from paramedic.core.alerts import Alert
+from paramedic.core.alerts import Alert, Echo, Unreadable
 from paramedic.core.incidents import Delivery, Episode, IncidentStatus, decide
 from paramedic.core.plan import Plan
 from paramedic.core.runbooks import Mode
 from paramedic.store import audit
 from paramedic.store.rows import IncidentRow, IngestResult
-from paramedic.store.tables import incidents, runs
+from paramedic.store.tables import evidence, incidents, runs
 
 CANCELLABLE = ("pending", "awaiting_approval", "approved")
 
@@ -150,8 +150,16 @@ def record(
             "labels": dict(alert.labels),
             "starts_at": alert.starts_at.isoformat(),
             "runbooks": [s.runbook for s in seeds],
+            **(
+                {"unreadable": {"error": alert.unreadable.error, "field": alert.unreadable.field}}
+                if alert.unreadable
+                else {}
+            ),
         },
     )
+    if alert.unreadable is not None:
+        _escalate_unreadable(conn, incident_id, alert.unreadable, now=now)
+        return IngestResult(alert.fingerprint, delivery, incident_id)
     run_ids = [_create_run(conn, incident_id, seed, now=now) for seed in seeds]
     if not seeds and unknown_escalates:
         escalate(conn, incident_id, now=now, reason="no runbook matches this alert: a human has to look")
@@ -166,6 +174,54 @@ def record(
             reason="no runbook will act on this alert: " + "; ".join(_why_not(s) for s in seeds),
         )
     return IngestResult(alert.fingerprint, delivery, incident_id, [r for r in run_ids if r])
+
+
+def link_echo(conn: Connection, echo: Echo, *, now: datetime) -> IngestResult:
+    """Link an event about paramedic's own notification to the incident it came from: an audit
+    entry on that incident, never a new incident (``ingest.common.Echo``)."""
+    exists = (
+        echo.incident_id is not None
+        and conn.execute(select(incidents.c.id).where(incidents.c.id == echo.incident_id)).first()
+    )
+    incident_id = echo.incident_id if exists else None
+    audit.append(
+        conn,
+        at=now,
+        kind="incident.linked" if incident_id else "echo.unmatched",
+        actor=f"alert:{echo.source}",
+        incident_id=incident_id,
+        data={
+            "event": echo.event_type,
+            "incident_key": echo.incident_key,
+            "remote_incident": echo.pagerduty_incident,
+            "url": echo.url,
+            "agent": echo.agent,
+        },
+    )
+    return IngestResult(echo.incident_key, Delivery.LINKED, incident_id)
+
+
+def _escalate_unreadable(conn: Connection, incident_id: int, problem: Unreadable, *, now: datetime) -> None:
+    """An alert paramedic could not read goes to a human, whatever ``unknown_alerts`` says, with the
+    alert as received kept as evidence (its first line says what is wrong)."""
+    conn.execute(
+        evidence.insert().values(
+            incident_id=incident_id,
+            kind="raw_alert",
+            title="The alert as received (paramedic could not read it)",
+            status="failed",
+            body=f"{problem.field}: {problem.error}\n\n{problem.raw}",
+            data={"field": problem.field, "error": problem.error, "reason": problem.reason},
+            at=now,
+        )
+    )
+    escalate(
+        conn,
+        incident_id,
+        now=now,
+        reason=f"paramedic could not read this alert ({problem.error}); nothing was automated. The alert as"
+        " received is attached as evidence: fix the alerting rule or the sender.",
+    )
 
 
 def _acts(seed: RunSeed) -> bool:
