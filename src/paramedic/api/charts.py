@@ -17,7 +17,7 @@ from typing import Literal
 from paramedic.api.queries import MttrSample
 from paramedic.core.durations import format_duration
 
-GroupBy = Literal["runbook", "service"]
+GroupBy = Literal["runbook", "service", "owner"]
 _LOCK = threading.Lock()
 
 # the UI's dark palette (api/web/static/app.css), so charts sit in the page without a white box
@@ -61,7 +61,7 @@ def stats(values: Iterable[float]) -> Stats | None:
 
 
 def summarize(samples: Sequence[MttrSample], by: GroupBy) -> list[Group]:
-    """MTTR per runbook or per service, split automated / human; busiest group first."""
+    """MTTR per runbook, service or owner, split automated / human; busiest group first."""
     names = sorted({getattr(s, by) for s in samples})
     groups = [
         Group(
@@ -132,7 +132,7 @@ def mttr_png(groups: Sequence[Group], *, title: str) -> bytes:
         ax.set_yticks(range(len(shown)), [g.name[:28] for g in reversed(shown)], color=TEXT, fontsize=11)
         ax.set_xlim(0, top / scale * 1.45)
         ax.set_ylim(-0.6, len(shown) - 0.4)
-        ax.set_xlabel(f"median MTTR ({unit})", color=MUTED, fontsize=10)
+        ax.set_xlabel(f"median MTTR ({unit})", color=MUTED, fontsize=10, loc="left")
         ax.set_title(title, color=TEXT, fontsize=13, loc="left", pad=12)
         ax.tick_params(axis="x", colors=MUTED)
         ax.tick_params(axis="y", length=0)
@@ -146,8 +146,8 @@ def mttr_png(groups: Sequence[Group], *, title: str) -> bytes:
         ]
         ax.legend(
             handles=handles,
-            loc="lower right",
-            bbox_to_anchor=(1.0, 1.0),
+            loc="upper right",  # under the axis, beside its label: never over a long title
+            bbox_to_anchor=(1.0, -0.06 if len(shown) > 2 else -0.12),
             frameon=False,
             fontsize=10,
             labelcolor=TEXT,
@@ -156,5 +156,5 @@ def mttr_png(groups: Sequence[Group], *, title: str) -> bytes:
         )
         fig.tight_layout()
         buf = io.BytesIO()
-        fig.savefig(buf, format="png", facecolor=BG, metadata={"Software": None})
+        fig.savefig(buf, format="png", facecolor=BG, metadata={"Software": None}, bbox_inches="tight", pad_inches=0.15)
     return buf.getvalue()

@@ -167,13 +167,21 @@ class MttrSample:
     automated: bool
     mttr_s: float
     ttm_s: float | None
+    owner: str = "(no owner)"
+    detected_at: datetime | None = None
 
 
-def mttr_samples(conn: Connection, *, limit: int = 2000) -> list[MttrSample]:
-    """The most recent resolved incidents (up to ``limit``), with their MTTR (DESIGN §7)."""
+def mttr_samples(
+    conn: Connection, *, limit: int = 2000, since: datetime | None = None, until: datetime | None = None
+) -> list[MttrSample]:
+    """The most recent resolved incidents (up to ``limit``), with their MTTR (DESIGN §7); with
+    ``since``/``until``, only those detected in that period. A human resolution counts: its
+    ``resolved_at`` is when the human resolved it."""
     out = []
     for row in inc_repo.listing(conn, status="resolved", limit=limit):
         if row.resolved_at is None:
+            continue
+        if (since is not None and row.starts_at < since) or (until is not None and row.starts_at >= until):
             continue
         out.append(
             MttrSample(
@@ -183,6 +191,8 @@ def mttr_samples(conn: Connection, *, limit: int = 2000) -> list[MttrSample]:
                 automated=row.handled_by == "automation",
                 mttr_s=max(0.0, (row.resolved_at - row.starts_at).total_seconds()),
                 ttm_s=(row.mitigated_at - row.starts_at).total_seconds() if row.mitigated_at else None,
+                owner=row.owner or "(no owner)",
+                detected_at=row.starts_at,
             )
         )
     return out
