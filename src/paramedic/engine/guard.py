@@ -18,7 +18,6 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from paramedic.core import breaker as brk
 from paramedic.core import guardrails as g
 from paramedic.core import trust
-from paramedic.core.alerts import Alert
 from paramedic.core.freeze import FreezeWindow
 from paramedic.core.plan import Plan, PlannedStep
 from paramedic.core.runbooks import Flap, Mode, Runbook
@@ -98,10 +97,6 @@ def alert_facts(row: IncidentRow, conn: Connection, lookback_from: datetime) -> 
     )
 
 
-def facts_of_alert(alert: Alert, now: datetime) -> g.AlertFacts:
-    return g.AlertFacts(firing=alert.firing, starts_at=alert.starts_at, first_seen_at=now)
-
-
 def gather(
     conn: Connection,
     *,
@@ -134,14 +129,6 @@ def gather(
         targets=targets,
         breaker=load_breaker(conn, runbook.name, key) if key is not None else None,
     )
-
-
-def evaluate_for_alert(
-    conn: Connection, *, runbook: Runbook, plan: Plan, alert: Alert, now: datetime, policy: Policy
-) -> g.Decision:
-    """Every verdict for a plan made from ``alert`` (used by dry runs; reserves nothing)."""
-    facts = facts_of_alert(alert, now)
-    return g.decide(gather(conn, runbook=runbook, plan=plan, labels=alert.labels, alert=facts, now=now, policy=policy))
 
 
 def reserve(
