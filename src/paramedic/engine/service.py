@@ -650,7 +650,3 @@ def static_scope(rb: Runbook, keys: Sequence[str]) -> dict[str, str] | None:
             return None
         out[key] = value
     return out
-
-
-def audit_append(conn: Connection, **kwargs: Any) -> int:
-    return audit.append(conn, **kwargs)
