@@ -271,11 +271,6 @@ def read_payload(path: Path) -> Any:
         raise PayloadError(f"{path}: cannot read the payload: {exc}") from exc
 
 
-def parse_payload(data: Any, *, now: datetime, source: str | None = None) -> list[Alert]:
-    """Recognise the source of a recorded payload and parse it (kept for callers of the old API)."""
-    return payloads.parse(data, now=now, source=source)
-
-
 async def dry_run(path: str, alert_file: Path, *, now: datetime | None = None) -> Report:
     """``paramedic test PATH --alert FILE``: one recorded payload, no prior facts."""
     now = now or datetime.now(UTC)
