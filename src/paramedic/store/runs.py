@@ -204,22 +204,6 @@ def step_finished(
     )
 
 
-def step_skipped(conn: Connection, run: RunRow, *, idx: int, now: datetime, reason: str) -> None:
-    conn.execute(
-        update(steps)
-        .where(and_(steps.c.run_id == run.id, steps.c.idx == idx))
-        .values(status="skipped", finished_at=now, reason=reason)
-    )
-    audit.append(
-        conn,
-        at=now,
-        kind="step.skipped",
-        incident_id=run.incident_id,
-        run_id=run.id,
-        data={"step": idx, "reason": reason},
-    )
-
-
 def advance(conn: Connection, run: RunRow, *, phase: str, current_step: int, now: datetime) -> None:
     conn.execute(update(runs).where(runs.c.id == run.id).values(phase=phase, current_step=current_step, updated_at=now))
 
