@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from paramedic.actions.base import ActionRequest, ActionSpec, Executor, ParamSpec
@@ -131,7 +131,3 @@ def build_registry(sections: Mapping[str, Mapping[str, Any]]) -> ExecutorRegistr
         for ex in factory(sections.get(name, {})):
             registry.add(ex)
     return registry
-
-
-def spec_names(specs: Sequence[ActionSpec]) -> list[str]:
-    return [s.name for s in specs]
