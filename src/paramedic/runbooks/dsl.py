@@ -30,7 +30,6 @@ from pydantic import PrivateAttr
 from paramedic.actions.registry import ExecutorRegistry
 from paramedic.core.alerts import Alert
 from paramedic.core.errors import TemplateError
-from paramedic.core.loader import Located, Problem
 from paramedic.core.plan import Plan, build_plan
 from paramedic.core.runbooks import Runbook
 from paramedic.runbooks.context import (
@@ -54,7 +53,6 @@ __all__ = [
     "PythonRunbook",
     "Recording",
     "changes_from",
-    "load_file",
     "no_changes",
     "plan_for",
     "record",
@@ -242,10 +240,3 @@ async def plan_for(
 ) -> Plan:
     """The plan of any runbook, YAML or Python (see ``record``)."""
     return (await record(runbook, alert, now=now, registry=registry, changes=changes)).plan
-
-
-def load_file(path: Path) -> tuple[list[Located], list[Problem]]:
-    """Load the runbooks a ``.py`` file declares (see ``runbooks.pyloader``)."""
-    from paramedic.runbooks import pyloader
-
-    return pyloader.load_file(path)
