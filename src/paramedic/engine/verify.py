@@ -121,14 +121,6 @@ async def verify(
             baseline=baseline,
             within=within(v.prometheus.within.total_seconds()),
         )
-    if v.prometheus is not None:
-        return await _verify_prometheus(
-            v,
-            client=client,
-            default_url=prometheus_url,
-            baseline=baseline,
-            within=within(v.prometheus.within.total_seconds()),
-        )
     return VerifyResult(False, f"verification kind {v.kind!r} is not available in this build")
 
 
