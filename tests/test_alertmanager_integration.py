@@ -236,3 +236,56 @@ def test_concurrent_duplicate_webhooks_run_each_action_once(
         detail = incident_detail(srv, i["id"])
         assert len(detail["runs"]) == 1
         assert detail["runs"][0]["status"] == "succeeded"
+
+
+def test_real_alertmanager_group_with_an_alert_without_alertname(
+    make_server: Callable[..., Server], receiver: Receiver, tmp_path: Path
+) -> None:
+    """One alert without ``alertname`` used to cost its whole group a 422, which Alertmanager logs as
+    an unrecoverable error and never retries. Now the good alerts remediate, the bad one is an
+    escalated incident of its own, and Alertmanager logs no error."""
+    alertname = f"ItestGroup{uuid.uuid4().hex[:8]}"
+    srv = make_server(runbook_yaml(alertname, f"{receiver.url}/action"))
+    hook = f"{srv.url}/api/v1/alerts/alertmanager"
+    config = {
+        "route": {
+            "receiver": "paramedic",
+            "group_wait": "1s",
+            "group_interval": "1h",
+            "repeat_interval": "1h",
+            "group_by": ["service"],  # one group for all three alerts
+        },
+        "receivers": [
+            {
+                "name": "paramedic",
+                "webhook_configs": [{"url": hook, "send_resolved": True}, {"url": f"{receiver.url}/capture"}],
+            }
+        ],
+    }
+    am = Alertmanager(tmp_path / "am-group", [], config=config)
+    am.start(am.ready)
+    try:
+        now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        good = [
+            {"labels": {"alertname": alertname, "service": "web", "instance": f"127.0.0.1:1808{n}"}, "startsAt": now}
+            for n in (1, 2)
+        ]
+        nameless = {"labels": {"service": "web", "instance": "127.0.0.1:18083"}, "startsAt": now}
+        am.push([*good, nameless])
+        wait_for(lambda: len(receiver.bodies("/capture")) >= 1, timeout=30)
+        (group,) = receiver.bodies("/capture")
+        assert len(group["alerts"]) == 3  # Alertmanager sent the three in one delivery
+        wait_for(runs_finished(srv, alertname, 2), timeout=30)
+        assert sorted(b["instance"] for b in receiver.bodies("/action")) == ["127.0.0.1:18081", "127.0.0.1:18082"]
+        (bad,) = incidents_named(srv, "UnreadableAlert")
+        detail = incident_detail(srv, bad["id"])
+        assert detail["status"] == "escalated"
+        assert detail["runs"] == []
+        assert detail["labels"]["instance"] == "127.0.0.1:18083"
+        (raw,) = [e for e in detail["evidence"] if e["kind"] == "raw_alert"]
+        assert raw["data"]["reason"] == "missing_alertname"
+    finally:
+        am.stop()
+    log = am.log_path.read_text()
+    assert "level=error" not in log, log
+    assert "Notify for alerts failed" not in log, log
