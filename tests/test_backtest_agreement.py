@@ -5,8 +5,8 @@ files, gives the same decision for every (episode, runbook) pair.
 
 Hypothesis draws the streams: alerts of two names on four instances of two services, firing,
 repeated and resolving at random times, with random delivery delays; the runbooks combine rate
-limits, blast radius over alert-known targets, flapping, ``firing_for`` and a circuit breaker whose
-trip demotes the runbook (so later runs wait for approval). The executor fails on one target, so
+limits, blast radius over declared targets (marked unhealthy by their alerts), flapping,
+``firing_for`` and a circuit breaker whose trip demotes the runbook (so later runs wait for approval). The executor fails on one target, so
 the breaker does trip.
 
 The engine on main refuses a run whose alert is younger than ``require.firing_for`` instead of
@@ -40,7 +40,7 @@ from paramedic.runbooks import loading as loader
 from paramedic.store import runs as runs_repo
 from paramedic.store.tables import incidents, runs
 from paramedic.testing import history_recorded
-from paramedic.testing.backtest import ActionOutcome, Backtest, Kind, Settings
+from paramedic.testing.backtest import ActionOutcome, Backtest, Kind, Settings, declared_targets
 from paramedic.testing.history import Episode, Period
 
 ENGINE_DEFERS_FIRING_FOR = False
@@ -78,6 +78,12 @@ runbooks:
       blast_radius: {scope: [service], max_concurrent: 1, max_fraction: 0.5, min_healthy: 1}
     steps: [{action: test.restart, with: {target: "{{ labels.instance }}"}}]
 """
+
+
+TARGETS: list[Any] = [
+    {"scope": {"service": "web"}, "members": ["web-1", "web-2", "web-3", "web-4"]},
+    {"scope": {"service": "api"}, "members": ["api-1"]},
+]
 
 
 class FakeExecutor:
@@ -152,8 +158,9 @@ def deliveries(draw: list[tuple[int, int, str, int]]) -> list[tuple[datetime, di
 async def live(folder: Path, stream: list[tuple[datetime, dict[str, Any]]], rb_dir: Path) -> dict[tuple[str, str], str]:
     clock = Clock()
     registry = ExecutorRegistry([FakeExecutor()])
-    cfg = Config(database=f"sqlite:///{folder / 'live.db'}", runbooks=[str(rb_dir)])
+    cfg = Config(database=f"sqlite:///{folder / 'live.db'}", runbooks=[str(rb_dir)], targets=TARGETS)
     pm = Paramedic.from_config(cfg, clock=clock, registry=registry)
+    await pm.write(pm.declare_targets)
     ctx = RunContext(
         db=pm.db,
         registry=registry,
@@ -206,7 +213,12 @@ async def backtest(folder: Path, rb_dir: Path) -> dict[tuple[str, str], str]:
     result = await Backtest(loaded.runbooks, registry).run(
         history.episodes,
         Period(T0, T0 + timedelta(days=1)),
-        Settings(as_auto=False, defer_firing_for=ENGINE_DEFERS_FIRING_FOR, outcome=outcome),
+        Settings(
+            as_auto=False,
+            defer_firing_for=ENGINE_DEFERS_FIRING_FOR,
+            outcome=outcome,
+            targets=declared_targets([(t["scope"], t["members"]) for t in TARGETS], loaded.runbooks),
+        ),
     )
     names = {Kind.APPROVAL: "awaiting_approval", Kind.OBSERVE: "observed"}
     out = {}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,6 @@ from rich.table import Table
 from paramedic.cli.app import _load_config, err, fail, friendly, out
 from paramedic.core.durations import format_duration, parse_duration
 from paramedic.core.errors import ConfigError
-from paramedic.core.guardrails import scope_key
 
 _SOURCE_HELP = (
     "prometheus:URL (its ALERTS series), db or db:URL (paramedic's incidents), "
@@ -62,25 +62,24 @@ def _fit(period: Any, episodes: list[Any], since: str) -> Any:
     return Period(start, end + timedelta(seconds=1))
 
 
-def _targets(path: str | None) -> dict[str, frozenset[str]]:
-    """``--targets FILE``: ``[{scope: {service: web}, targets: [a, b]}, …]``."""
+def _targets(path: str | None) -> list[tuple[dict[str, str], list[str]]]:
+    """``--targets FILE``: ``[{scope: {service: web}, members: [a, b]}, …]``, as the config's ``targets:``."""
     if path is None:
-        return {}
+        return []
     try:
         data = yaml.safe_load(Path(path).read_text())
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"--targets {path}: cannot read: {exc}") from None
     if not isinstance(data, list):
-        raise ConfigError(f"--targets {path}: expected a list of {{scope: {{label: value}}, targets: [names]}}")
-    out_: dict[str, frozenset[str]] = {}
+        raise ConfigError(f"--targets {path}: expected a list of {{scope: {{label: value}}, members: [names]}}")
+    found = []
     for i, item in enumerate(data):
         if not (
-            isinstance(item, dict) and isinstance(item.get("scope"), dict) and isinstance(item.get("targets"), list)
+            isinstance(item, dict) and isinstance(item.get("scope"), dict) and isinstance(item.get("members"), list)
         ):
-            raise ConfigError(f"--targets {path}: entry {i + 1} needs scope: {{label: value}} and targets: [names]")
-        scope = {str(k): str(v) for k, v in item["scope"].items()}
-        out_[scope_key(scope, list(scope))] = frozenset(str(t) for t in item["targets"])
-    return out_
+            raise ConfigError(f"--targets {path}: entry {i + 1} needs scope: {{label: value}} and members: [names]")
+        found.append(({str(k): str(v) for k, v in item["scope"].items()}, [str(t) for t in item["members"]]))
+    return found
 
 
 @click.command()
@@ -100,7 +99,12 @@ def _targets(path: str | None) -> dict[str, frozenset[str]]:
     help="an action is verified if the alert resolved within the verify window (history), or always",
 )
 @click.option("--soon", default="5m", show_default=True, help="'resolved by itself soon after' the action")
-@click.option("--targets", "targets_file", type=click.Path(exists=True, dir_okay=False), help="known targets (YAML)")
+@click.option(
+    "--targets",
+    "targets_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="known targets besides the config's targets: (YAML list of {scope, members})",
+)
 @click.option("--prometheus", "prometheus_url", help="check the series verifications read (default: the source)")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False), help="write report.html and PNG charts here")
 @click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
@@ -156,11 +160,13 @@ def backtest(
         freeze=freeze,
         default_flap=cfg.automation.flap,
         as_auto=not as_filed,
-        targets=_targets(targets_file),
         outcome=bt.history_outcome if assume == "history" else bt.success_outcome,
         soon=_duration(soon, "--soon"),
     )
-    result = asyncio.run(bt.Backtest.load(list(runbooks)).run(history.episodes, period, settings))
+    replay = bt.Backtest.load(list(runbooks))
+    declared = [(t.scope, t.members) for t in cfg.targets] + _targets(targets_file)
+    settings = replace(settings, targets=bt.declared_targets(declared, replay.books))
+    result = asyncio.run(replay.run(history.episodes, period, settings))
     prom = prometheus_url or where.prometheus_url or cfg.prometheus_url
     present = None
     if prom:

@@ -16,8 +16,9 @@ What the engine does after a decision is folded back in the same way:
   the runbook's trust (``core.trust``: a trip demotes it, ``promote:`` promotes it);
 - a run refused only for ``require.firing_for`` waits until the alert has fired long enough and is
   decided again, unless the alert resolved first (``defer_firing_for``; DESIGN §4);
-- alerts make their targets known to the blast-radius guardrail (unhealthy while firing, healthy
-  once resolved), as ingest does, besides any targets declared up front.
+- known targets come only from what declares them (the config's ``targets:``, or ``--targets``),
+  never from alerts; as ingest does, a firing alert marks its runbooks' planned targets unhealthy
+  and its resolution marks them healthy again, if they are known.
 
 With ``as_auto`` (the default) every runbook is replayed as if it were pinned to ``auto``: the
 question is what it *would* have done; the mode changes its record would have caused are reported,
@@ -120,7 +121,6 @@ class Settings:
     default_flap: Flap = field(default_factory=Flap)
     as_auto: bool = True
     defer_firing_for: bool = True
-    alert_targets: bool = True  # alerts make their targets known, as ingest does
     targets: Mapping[str, frozenset[str]] = field(default_factory=dict)  # scope key → declared targets
     outcome: OutcomeModel = history_outcome
     soon: timedelta = timedelta(minutes=5)  # "resolved by itself soon after the action"
@@ -199,8 +199,6 @@ class Backtest:
         self.books = list(books)
         self.set = loader.RunbookSet(books)
         self.registry = registry or build_registry({})
-        scopes = {tuple(sorted(rb.guardrails.blast_radius.scope)) for rb in books if rb.guardrails.blast_radius}
-        self.scope_lists = [list(s) for s in sorted(scopes)]
 
     @classmethod
     def load(cls, paths: Sequence[str | Path]) -> Backtest:
@@ -243,6 +241,7 @@ class _Simulation:
         self.targets: dict[str, dict[str, bool]] = {k: dict.fromkeys(v, True) for k, v in settings.targets.items()}
         self.starts: dict[tuple[str, str], list[datetime]] = {}
         self.resolved: set[str] = set()
+        self.planned: dict[str, list[_Planned]] = {}  # episode → its runs, for the health marks
         self.modes: dict[str, Mode] = {rb.name: Mode.AUTO if settings.as_auto else rb.mode for rb in bt.books}
         self.figures: dict[str, tuple[int, int]] = {}  # runbook → (runs, successes) at this mode
         self.queue: list[tuple[datetime, int, int, object]] = []
@@ -288,9 +287,8 @@ class _Simulation:
                 self.decide_plan_error(ep, rb, now, code="planning", reason=str(exc))
                 continue
             planned.append(_Planned(rb, plan))
-        if self.settings.alert_targets:
-            names = {p.plan.target for p in planned} or ({ep.labels["instance"]} if "instance" in ep.labels else set())
-            self.note_targets(ep.labels, names, healthy=False)
+        self.planned[ep.key] = planned
+        self.mark_health(ep, planned, healthy=False)
         self.starts.setdefault((ep.source, ep.fingerprint), []).append(ep.starts_at)
         for p in planned:
             mode = self.modes[p.runbook.name]
@@ -322,11 +320,13 @@ class _Simulation:
             )
         )
 
-    def note_targets(self, labels: Mapping[str, str], names: set[str], *, healthy: bool) -> None:
-        for keys in self.bt.scope_lists:
-            known = self.targets.setdefault(g.scope_key(labels, keys), {})
-            for name in names:
-                known[name] = healthy
+    def mark_health(self, ep: Episode, planned: Sequence[_Planned], *, healthy: bool) -> None:
+        """An alert marks its runbooks' targets, never adds one (``engine.service``)."""
+        for p in planned:
+            br = p.runbook.guardrails.blast_radius
+            known = self.targets.get(g.scope_key(ep.labels, br.scope)) if br is not None else None
+            if known is not None and p.plan.target in known:
+                known[p.plan.target] = healthy
 
     # ---- the guardrails ------------------------------------------------------------------------
     def facts(self, ep: Episode, p: _Planned, now: datetime) -> g.GuardrailInput:
@@ -463,8 +463,7 @@ class _Simulation:
 
     def end(self, ep: Episode, now: datetime) -> None:
         self.resolved.add(ep.key)
-        if self.settings.alert_targets and "instance" in ep.labels:
-            self.note_targets(ep.labels, {ep.labels["instance"]}, healthy=True)
+        self.mark_health(ep, self.planned.pop(ep.key, ()), healthy=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -481,6 +480,19 @@ class _Retry:
     episode: Episode
     planned: _Planned
     reason: str
+
+
+def declared_targets(
+    declared: Sequence[tuple[Mapping[str, str], Sequence[str]]], books: Sequence[Runbook]
+) -> dict[str, frozenset[str]]:
+    """Declared members (scope labels, names) keyed as each runbook's blast-radius scope reads them."""
+    scopes = {tuple(sorted(rb.guardrails.blast_radius.scope)) for rb in books if rb.guardrails.blast_radius}
+    out: dict[str, set[str]] = {}
+    for scope, members in declared:
+        for keys in scopes:
+            if set(keys) == set(scope):
+                out.setdefault(g.scope_key(scope, keys), set()).update(members)
+    return {k: frozenset(v) for k, v in out.items()}
 
 
 def _breaker_key(rb: Runbook, labels: Mapping[str, str]) -> str | None:
