@@ -6,8 +6,8 @@ files, gives the same decision for every (episode, runbook) pair.
 Hypothesis draws the streams: alerts of two names on four instances of two services, firing,
 repeated and resolving at random times, with random delivery delays; the runbooks combine rate
 limits, blast radius over declared targets (marked unhealthy by their alerts), flapping,
-``firing_for`` and a circuit breaker whose trip demotes the runbook (so later runs wait for approval). The executor fails on one target, so
-the breaker does trip.
+``firing_for`` and a circuit breaker whose trip demotes the runbook (so later runs wait for
+approval). The executor fails on one target, so the breaker does trip.
 
 The engine on main refuses a run whose alert is younger than ``require.firing_for`` instead of
 deferring it (issue 14 changes that); ``ENGINE_DEFERS_FIRING_FOR`` says which the engine does, and
