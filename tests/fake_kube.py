@@ -35,6 +35,7 @@ RESOURCES = {
     "replicasets": ("ReplicaSet", "/apis/apps/v1", True),
     "horizontalpodautoscalers": ("HorizontalPodAutoscaler", "/apis/autoscaling/v2", True),
     "pods": ("Pod", "/api/v1", True),
+    "events": ("Event", "/api/v1", True),
     "nodes": ("Node", "/api/v1", False),
 }
 KIND_TO_RESOURCE = {kind: res for res, (kind, _, _) in RESOURCES.items()}
@@ -51,7 +52,9 @@ ROUTES: list[tuple[re.Pattern[str], set[str], str]] = [
     (re.compile(rf"^/apis/autoscaling/v2{_NS}/(?P<res>horizontalpodautoscalers)/{_NAME}$"),
      {"GET", "PATCH"}, "object"),
     (re.compile(rf"^/api/v1{_NS}/(?P<res>pods)/{_NAME}/eviction$"), {"POST"}, "eviction"),
+    (re.compile(rf"^/api/v1{_NS}/(?P<res>pods)/{_NAME}/log$"), {"GET"}, "log"),
     (re.compile(rf"^/api/v1{_NS}/(?P<res>pods)/{_NAME}$"), {"GET"}, "object"),
+    (re.compile(rf"^/api/v1{_NS}/(?P<res>events)$"), {"GET"}, "list"),
     (re.compile(rf"^/api/v1{_NS}/(?P<res>pods)$"), {"GET"}, "list"),
     (re.compile(r"^/api/v1/(?P<res>pods)$"), {"GET"}, "list"),
     (re.compile(rf"^/api/v1/(?P<res>nodes)/{_NAME}$"), {"GET", "PATCH"}, "object"),
@@ -94,6 +97,7 @@ class FakeKube:
     requests: list[Recorded] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
     pdb_blocked: set[tuple[str, str]] = field(default_factory=set)
+    logs: dict[tuple[str, str, str, bool], str] = field(default_factory=dict)  # (ns, pod, container, previous)
     pdb_refusals: dict[tuple[str, str], int] = field(default_factory=dict)  # refuse this many times, then allow
     failures: list[tuple[str, re.Pattern[str], int]] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = None
@@ -181,9 +185,10 @@ class FakeKube:
                 code, payload = self._route(h.command, path, query, ctype, body, h)
             except ApiError as err:
                 code, payload = err.code, err.status()
-        data = json.dumps(payload).encode()
+        text = isinstance(payload, str)  # pods/log answers plain text
+        data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
         h.send_response(code)
-        h.send_header("Content-Type", "application/json")
+        h.send_header("Content-Type", "text/plain" if text else "application/json")
         h.send_header("Content-Length", str(len(data)))
         h.end_headers()
         h.wfile.write(data)
@@ -195,7 +200,7 @@ class FakeKube:
     def _route(
         self, method: str, path: str, query: dict[str, str], ctype: str | None, body: Any,
         h: BaseHTTPRequestHandler,
-    ) -> tuple[int, Obj]:  # fmt: skip
+    ) -> tuple[int, Obj | str]:  # fmt: skip
         if "application/json" not in (h.headers.get("Accept") or ""):
             self.violations.append(f"{method} {path}: Accept is {h.headers.get('Accept')!r}")
         for i, (fmethod, pattern, code) in enumerate(self.failures):
@@ -214,6 +219,8 @@ class FakeKube:
                 return 200, self._list(res, ns, query)
             if role == "eviction":
                 return self._evict(ns, name, ctype, body)
+            if role == "log":
+                return self._log(ns, name, query)
             obj = self.objects.get((res, ns, name))
             if obj is None:
                 raise ApiError(404, "NotFound", f'{res} "{name}" not found',
@@ -233,16 +240,39 @@ class FakeKube:
             match = parse_label_selector(query["labelSelector"])
             items = [o for o in items if match(o["metadata"].get("labels") or {})]
         if "fieldSelector" in query:
-            key, _, value = query["fieldSelector"].partition("=")
-            if res != "pods" or key != "spec.nodeName":
-                raise self._violation(400, f"unsupported fieldSelector {query['fieldSelector']}")
-            items = [o for o in items if o.get("spec", {}).get("nodeName") == value]
+            allowed = {"pods": {"spec.nodeName"}, "events": {"involvedObject.name", "involvedObject.kind"}}
+            for cond in query["fieldSelector"].split(","):
+                key, _, value = cond.partition("=")
+                if key not in allowed.get(res, set()):
+                    raise self._violation(400, f"unsupported fieldSelector {query['fieldSelector']}")
+                items = [o for o in items if _field(o, key) == value]
         extra = set(query) - {"labelSelector", "fieldSelector"}
         if extra:
             self.violations.append(f"list {res}: unexpected query {sorted(extra)}")
         kind, api, _ = RESOURCES[res]
         return {"kind": f"{kind}List", "apiVersion": api.split("/", 2)[-1],
                 "metadata": {"resourceVersion": self._next_rv()}, "items": items}  # fmt: skip
+
+    def _log(self, ns: str, name: str, query: dict[str, str]) -> tuple[int, str]:
+        """``GET pods/{name}/log``: ``container``, ``previous``, ``tailLines``, as the API reference has them."""
+        extra = set(query) - {"container", "previous", "tailLines"}
+        if extra:
+            raise self._violation(400, f"pods/log: unexpected query {sorted(extra)}")
+        pod = self.objects.get(("pods", ns, name))
+        if pod is None:
+            raise ApiError(404, "NotFound", f'pods "{name}" not found', {"name": name, "kind": "pods"})
+        containers = [c["name"] for c in pod.get("spec", {}).get("containers") or []]
+        container = query.get("container") or (containers[0] if len(containers) == 1 else "")
+        if container not in containers:
+            raise ApiError(400, "BadRequest", f"a container name must be specified for pod {name}")
+        previous = query.get("previous") == "true"
+        text = self.logs.get((ns, name, container, previous))
+        if text is None and previous:
+            raise ApiError(400, "BadRequest", f'previous terminated container "{container}" in pod "{name}" not found')
+        lines = (text or "").splitlines(keepends=True)
+        if "tailLines" in query:
+            lines = lines[-int(query["tailLines"]) :]
+        return 200, "".join(lines)
 
     def _check_patch(self, ctype: str | None, body: Any, path: str) -> None:
         if ctype not in PATCH_TYPES:
@@ -325,6 +355,13 @@ def _scale_of(obj: Obj) -> Obj:
             "selector": ",".join(f"{k}={v}" for k, v in sorted(sel.items())),
         },
     }
+
+
+def _field(obj: Obj, dotted: str) -> Any:
+    value: Any = obj
+    for part in dotted.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
 
 
 def merge_patch(target: Any, patch: Any) -> Any:

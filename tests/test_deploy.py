@@ -162,6 +162,8 @@ def kube() -> Iterator[FakeKube]:
     with FakeKube() as fake:
         seed(fake)
         fake.add(_pod("batch-1", "node-1", ns="other"))  # a drain evicts pods of every namespace
+        fake.add(_pod("web-crash-1", "node-2", containers=[{"name": "app"}]))  # kubernetes evidence reads it
+        fake.logs[("shop", "web-crash-1", "app", True)] = "ERROR boom\n"
         yield fake
     assert fake.violations == []
 
@@ -187,6 +189,10 @@ def test_rbac_grants_exactly_what_the_kubernetes_executor_calls(kube: FakeKube) 
     async def exercise() -> None:
         try:
             assert await ex.known_targets({"deployment": "web", "namespace": "shop"})  # before the drain
+            # the reads of the kubernetes evidence collector: kubectl describe pod, kubectl logs -p
+            assert (await ex.read_pod(None, "web-crash-1"))["metadata"]["name"] == "web-crash-1"
+            assert await ex.pod_log(None, "web-crash-1", container="app", previous=True, tail=10) == "ERROR boom\n"
+            assert await ex.pod_events(None, "web-crash-1") == []
             for r in calls:
                 await ex.describe(r)
                 await ex.read_state(r)

@@ -608,6 +608,44 @@ class KubernetesExecutor:
             fields["pods_left"] = str(sum(1 for p in await self._node_pods(node) if not _drain_skip(p)))
         return TargetState(f"node/{node}", ready, ", ".join(f"{k}={v}" for k, v in fields.items()), fields)
 
+    # -- evidence reads (``enrich.kubernetes`` gets these from the engine) ----------------------------------
+
+    async def read_pod(self, namespace: str | None, name: str) -> Obj:
+        ns = self._ns({"namespace": namespace})
+        pod = _name(name, "pod")
+        return await self._call(f"read pod {ns}/{pod}", "core", "read_namespaced_pod", name=pod, namespace=ns)
+
+    async def pod_log(self, namespace: str | None, name: str, *, container: str, previous: bool, tail: int) -> str:
+        """``kubectl logs [-p] --tail``: the container's log, or ``""`` when there is no previous one."""
+        ns, pod = self._ns({"namespace": namespace}), _name(name, "pod")
+        what = f"{'previous ' if previous else ''}log of {ns}/{pod} {container}"
+
+        def run() -> str:
+            resp = self._api("core").read_namespaced_pod_log(
+                name=pod, namespace=ns, container=_name(container, "container"), previous=previous,
+                tail_lines=tail, _preload_content=False, _request_timeout=self._timeout,
+            )  # fmt: skip
+            try:
+                return bytes(resp.data).decode("utf-8", errors="replace")
+            finally:
+                resp.release_conn()
+
+        try:
+            return await asyncio.to_thread(run)
+        except ApiException as exc:
+            if previous and exc.status == 400:  # "previous terminated container … not found"
+                return ""
+            raise _translate(exc, what, eviction=False) from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise RetryableError(f"{what}: API server unreachable: {exc}", reason="unreachable") from exc
+
+    async def pod_events(self, namespace: str | None, name: str) -> list[Obj]:
+        """``kubectl describe pod``'s events: those whose involvedObject is this pod."""
+        ns, pod = self._ns({"namespace": namespace}), _name(name, "pod")
+        found = await self._call(f"list events of {ns}/{pod}", "core", "list_namespaced_event", namespace=ns,
+                                 field_selector=f"involvedObject.name={pod},involvedObject.kind=Pod")  # fmt: skip
+        return list(found.get("items", []))
+
     async def known_targets(self, scope: Mapping[str, str]) -> Sequence[str] | None:
         """Pods of ``scope['deployment']`` (in ``scope['namespace']``), from two reads; otherwise None."""
         if "deployment" not in scope or self._factory is None:

@@ -26,7 +26,7 @@ from pydantic import (
 from paramedic.core.durations import parse_duration
 from paramedic.core.matchers import LabelMatcher, MatcherSyntaxError, parse_matchers
 
-COLLECTOR_KINDS = frozenset({"prometheus", "logs", "loki", "changes", "target", "traces"})
+COLLECTOR_KINDS = frozenset({"prometheus", "logs", "loki", "kubernetes", "changes", "target", "traces"})
 """The evidence collectors a runbook's ``enrich`` list may name (``paramedic.enrich``)."""
 
 

@@ -54,6 +54,7 @@ from paramedic.core.templating import Renderer
 from paramedic.engine.clock import Clock
 from paramedic.enrich.base import CollectError, Collector, EnrichRequest, Evidence, EvidenceStatus, Mark
 from paramedic.enrich.changes import Change, ChangesCollector
+from paramedic.enrich.kubernetes import KubernetesCollector, PodReader
 from paramedic.enrich.logs import LogsCollector
 from paramedic.enrich.loki import LokiCollector
 from paramedic.enrich.metrics import PrometheusCollector
@@ -487,6 +488,7 @@ def build(
         PrometheusCollector(http, default_url=opts.prometheus_url, timeout=opts.timeout),
         LogsCollector(supervisor=proxy, supervisor_url=sv_url),
         LokiCollector(http, default_url=opts.loki_url, timeout=opts.timeout),
+        KubernetesCollector(lambda: _pod_reader(registry)),
         ChangesCollector(read_changes),
         TargetCollector(read_state),
         TracesCollector(
@@ -498,6 +500,14 @@ def build(
         ),
     ]
     return Enricher(db=db, clock=clock, collectors=collectors, settings=opts, runbook_of=runbook_of)
+
+
+def _pod_reader(registry: ExecutorRegistry) -> PodReader | None:
+    """The Kubernetes executor, when one is registered: it reads pods, their logs and events."""
+    for ex in registry.executors():
+        if all(hasattr(ex, m) for m in ("read_pod", "pod_log", "pod_events")):
+            return ex  # type: ignore[return-value]
+    return None
 
 
 def change_feed(

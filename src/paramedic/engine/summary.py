@@ -104,7 +104,7 @@ def gather(conn: Connection, incident_id: int) -> tuple[IncidentFacts, bytes | N
                 e.status,
                 body.splitlines()[0] if body else "",
                 bool(e.image),
-                log_excerpt(e.data) if e.kind == "logs" and e.status == "ok" else (),
+                log_excerpt(e.data) if e.kind in ("logs", "kubernetes") and e.status == "ok" else (),
             )
         )
         if e.image and image is None and e.status == "ok":

@@ -117,15 +117,19 @@ def log_evidence(title: str, source: str, lines: list[str], *, kind: str = "logs
         head = f"{count_text}, {len(errors)} {look} like errors; last: `{_inline(errors[-1])}`"
     else:
         head = f"{count_text}, none look like errors; last: `{_inline(lines[-1])}`"
-    parts = [head]
+    return Evidence(kind, title, EvidenceStatus.OK, "\n\n".join([head, *excerpt_blocks(lines)]), data)
+
+
+def excerpt_blocks(lines: list[str]) -> list[str]:
+    """Markdown blocks of a log tail: the lines that look like errors first (when any), then the tail."""
+    errors = [line for line in lines if _ERRORS.search(line)]
+    parts = []
     if errors:
-        parts += [
-            f"Lines that look like errors (last {min(len(errors), ERRORS_SHOWN)}):",
-            fenced(errors[-ERRORS_SHOWN:]),
-        ]
+        shown = errors[-ERRORS_SHOWN:]
+        parts += [f"Lines that look like errors (last {len(shown)}):", fenced(shown)]
         parts.append(f"Last {min(len(lines), SHOWN)} lines:")
     parts.append(fenced(lines[-SHOWN:]))
-    return Evidence(kind, title, EvidenceStatus.OK, "\n\n".join(parts), data)
+    return parts
 
 
 def _check_path(raw: str) -> str:
