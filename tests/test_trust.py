@@ -80,7 +80,8 @@ def test_impossible_figures_are_rejected(kwargs: dict[str, Any]) -> None:
             Mode.OBSERVE,
             figures(10, 10),
             RULE,
-            "promoted observe → approve: 10 of 10 runs since the last mode change, 100% succeeded (needs 90%)",
+            "promoted observe → approve: 10 of 10 suggestions marked since the last mode change,"
+            " 100% marked right (needs 90%)",
             id="promoted",
         ),
         pytest.param(

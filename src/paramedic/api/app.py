@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
@@ -25,6 +25,7 @@ from paramedic.api.intake import BodyTooLarge
 from paramedic.api.session import SessionCodec, session_secret
 from paramedic.core.config import is_loopback
 from paramedic.core.errors import PayloadError, StoreUnavailable
+from paramedic.core.runbooks import Mode
 from paramedic.engine.metrics import METRICS
 from paramedic.engine.service import OperationError, Paramedic
 from paramedic.ingest import alertmanager, generic
@@ -56,6 +57,16 @@ class Decision(BaseModel):
 
 
 class PauseBody(BaseModel):
+    reason: str = Field(default="", max_length=2000)
+
+
+class ModeBody(BaseModel):
+    mode: Literal["observe", "approve", "auto"]
+    reason: str = Field(default="", max_length=2000)
+
+
+class MarkBody(BaseModel):
+    right: bool
     reason: str = Field(default="", max_length=2000)
 
 
@@ -248,6 +259,20 @@ def create_app(pm: Paramedic, *, manage_lifecycle: bool = True) -> FastAPI:
     async def breaker_reset(name: str, who: Principal = Depends(admin)) -> dict[str, Any]:
         opened = await pm.reset_breaker(name, actor=who.name)
         return {"runbook": name, "reset": opened}
+
+    @app.put("/api/v1/runbooks/{name}/mode", tags=["runbooks"], summary="Set a runbook's mode by hand (admin)")
+    async def set_mode(name: str, body: ModeBody, who: Principal = Depends(admin)) -> dict[str, Any]:
+        mode = await pm.set_mode(name, Mode(body.mode), actor=who.name, reason=body.reason)
+        return {"runbook": name, "mode": mode.value}
+
+    @app.post(
+        "/api/v1/runs/{run_id}/mark",
+        tags=["runbooks"],
+        summary="Mark an observed run's suggestion right or wrong (counts toward promotion)",
+    )
+    async def mark(run_id: int, body: MarkBody, who: Principal = Depends(responder)) -> dict[str, Any]:
+        mode = await pm.mark_suggestion(run_id, right=body.right, actor=who.name, reason=body.reason)
+        return {"run_id": run_id, "right": body.right, "mode": mode.value}
 
     @app.get(
         "/api/v1/evidence/{evidence_id}/image",

@@ -57,7 +57,7 @@ def runbooks(conn: Connection, books: RunbookSet) -> list[dict[str, Any]]:
                 "name": rb.name,
                 "owner": rb.owner,
                 "description": rb.description,
-                "mode": (t.mode if t and t.mode else str(rb.mode)),
+                "mode": str(guard.mode_of(t, rb)),
                 "file_mode": str(rb.mode),
                 "approvers": rb.approvers,
                 "runs": runs,

@@ -480,6 +480,37 @@ def breaker_reset(runbook: str, url: str) -> None:
     )
 
 
+@main.group("runbook")
+def runbook_group() -> None:
+    """A runbook's mode and its observed suggestions, on a running server."""
+
+
+@runbook_group.command("mode")
+@click.argument("name")
+@click.argument("mode", type=click.Choice(["observe", "approve", "auto"]))
+@click.option("--reason", default="", help="why (kept in the audit trail)")
+@URL
+@friendly
+def runbook_mode(name: str, mode: str, reason: str, url: str) -> None:
+    """Set runbook NAME's MODE by hand (admin role; audited). The mode in the runbook file is the
+    ceiling: a higher MODE is refused; edit the file to raise it."""
+    data = _call(url, "PUT", f"/api/v1/runbooks/{name}/mode", json={"mode": mode, "reason": reason})
+    out.print(f"{escape(name)}: mode {data['mode']}", highlight=False)
+
+
+@runbook_group.command("mark")
+@click.argument("run_id", type=int)
+@click.argument("verdict", type=click.Choice(["right", "wrong"]))
+@click.option("--reason", default="", help="why (kept in the audit trail)")
+@URL
+@friendly
+def runbook_mark(run_id: int, verdict: str, reason: str, url: str) -> None:
+    """Mark observed run RUN_ID's suggestion right or wrong (responder role; audited). In observe
+    mode, marks since the last mode change count toward the runbook's promote rule."""
+    data = _call(url, "POST", f"/api/v1/runs/{run_id}/mark", json={"right": verdict == "right", "reason": reason})
+    out.print(f"run {run_id} marked {verdict}; the runbook's mode is {data['mode']}", highlight=False)
+
+
 # ---- audit (commands in cli/audit.py) ---------------------------------------------------------
 DB = click.option("--config", "-c", help="config file (for its database)")
 DB_URL = click.option("--database", help="database URL (overrides the config)")

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, and_, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -264,7 +265,7 @@ def settle(
     row = state.record_outcome(conn, run.runbook, ok=ok, now=now, failure=reason)
     if runbook is None:
         return
-    mode = Mode(row.mode) if row.mode else runbook.mode
+    mode = mode_of(row, runbook)
     incident = inc_repo.get(conn, run.incident_id)
     labels = incident.labels if incident else {}
     key = breaker_key(runbook, labels)
@@ -288,6 +289,7 @@ def settle(
                     conn,
                     runbook.name,
                     lower.value,
+                    ceiling=runbook.mode.value,
                     now=now,
                     by="paramedic",
                     reason=f"circuit breaker opened for {key}: demoted from {mode} to {lower}",
@@ -309,16 +311,110 @@ def settle(
         successes=int(row.successes_at_mode),
         failures=int(row.runs_at_mode) - int(row.successes_at_mode),
     )
-    promoted = trust.next_mode(mode, figures, runbook.promote)
+    promote_if_earned(conn, runbook, mode, figures, now=now)
+
+
+def mode_of(row: Any, runbook: Runbook) -> Mode:
+    """The mode in force for ``runbook`` given its trust row (None: never set)."""
+    if row is None or not row.mode:
+        return runbook.mode
+    return trust.mode_in_force(runbook.mode, Mode(row.mode), Mode(row.ceiling) if row.ceiling else None)
+
+
+def promote_if_earned(
+    conn: Connection, runbook: Runbook, mode: Mode, figures: trust.TrustFigures, *, now: datetime
+) -> None:
+    promoted = trust.next_mode(mode, figures, runbook.promote, runbook.mode)
     if promoted is not None and promoted != mode:
         state.set_mode(
             conn,
             runbook.name,
             promoted.value,
+            ceiling=runbook.mode.value,
             now=now,
             by="paramedic",
-            reason=trust.promotion_reason(mode, figures, runbook.promote),
+            reason=trust.promotion_reason(mode, figures, runbook.promote, runbook.mode),
         )
+
+
+def mark_suggestion(
+    conn: Connection, run: RunRow, runbook: Runbook, *, right: bool, actor: str, reason: str, now: datetime
+) -> Mode:
+    """A responder marks an observed run's suggestion right or wrong; in observe, marks since the
+    last mode change count toward promotion. Returns the mode in force afterwards."""
+    state.record_mark(
+        conn,
+        runbook.name,
+        source=state.MarkSource.OBSERVE,
+        ref=str(run.id),
+        right=right,
+        actor=actor,
+        reason=reason,
+        now=now,
+        incident_id=run.incident_id,
+        run_id=run.id,
+    )
+    row = state.trust_row(conn, runbook.name)
+    mode = mode_of(row, runbook)
+    if mode is Mode.OBSERVE:
+        since = row.mode_since if row is not None and row.ceiling == runbook.mode.value else None
+        marked, marked_right = state.marks_since(conn, runbook.name, since)
+        figures = trust.TrustFigures(runs=marked, successes=marked_right, failures=marked - marked_right)
+        promote_if_earned(conn, runbook, mode, figures, now=now)
+    return mode_of(state.trust_row(conn, runbook.name), runbook)
+
+
+def observe(
+    conn: Connection,
+    run: RunRow,
+    *,
+    runbook: Runbook,
+    plan: Plan,
+    labels: Mapping[str, str],
+    now: datetime,
+    policy: Policy,
+) -> g.Decision:
+    """An observed run: every guardrail verdict is recorded as if it were to act (nothing is
+    reserved, nothing runs), so the suggestion shows what would have happened."""
+    incident = inc_repo.get(conn, run.incident_id)
+    assert incident is not None
+    lookback = now - g.episode_lookback(runbook.require, policy.default_flap)
+    decision = g.decide(
+        gather(
+            conn,
+            runbook=runbook,
+            plan=plan,
+            labels=labels,
+            alert=alert_facts(incident, conn, lookback),
+            now=now,
+            policy=policy,
+        )
+    )
+    refusal = decision.refusal
+    conn.execute(
+        verdicts.insert().values(
+            run_id=run.id,
+            step_idx=0,
+            at=now,
+            checks=[dict(v.to_json()) for v in decision.verdicts],
+            allowed=refusal is None,
+            code=refusal.code.value if refusal and refusal.code else "",
+        )
+    )
+    audit.append(
+        conn,
+        at=now,
+        kind="run.observed",
+        incident_id=run.incident_id,
+        run_id=run.id,
+        data={
+            "runbook": runbook.name,
+            "would_act": refusal is None,
+            "code": refusal.code.value if refusal and refusal.code else "",
+            "reason": refusal.reason if refusal else "every guardrail allows it",
+        },
+    )
+    return decision
 
 
 def reset_breaker(conn: Connection, runbook: str, *, now: datetime, actor: str) -> int:

@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from sqlalchemy import Connection
 
 from paramedic.actions.registry import ExecutorRegistry, build_registry
+from paramedic.core import trust
 from paramedic.core.alerts import Alert
 from paramedic.core.config import Config, Probe
 from paramedic.core.errors import ActionError, ConfigError, ParamedicError, StoreUnavailable, TemplateError
@@ -32,6 +33,7 @@ from paramedic.core.freeze import parse_freeze_windows
 from paramedic.core.guardrails import scope_key
 from paramedic.core.incidents import Delivery
 from paramedic.core.matcher import pinned
+from paramedic.core.plan import Plan
 from paramedic.core.routing import owner_of_service
 from paramedic.core.runbooks import Mode, Runbook
 from paramedic.engine import enrichment, guard
@@ -177,13 +179,13 @@ class Paramedic:
 
     def _record(self, conn: Connection, alerts: Sequence[Alert], seeds: Sequence[list[RunSeed]]) -> list[IngestResult]:
         now = self.clock()
-        overrides = {name: row.mode for name, row in state.all_trust(conn).items() if row.mode}
+        rows = state.all_trust(conn)
         out = []
         for alert, s in zip(alerts, seeds, strict=True):
             s = [
                 RunSeed(
                     x.runbook,
-                    Mode(overrides.get(x.runbook, x.mode)),
+                    self._mode_in_force(x, rows.get(x.runbook)),
                     x.plan,
                     x.error,
                     x.approval_timeout,
@@ -199,8 +201,25 @@ class Paramedic:
                 owner=self._owner_of(alert, s),
             )
             self._note_alert_targets(conn, alert, s, result, now)
+            self._observe(conn, alert, result, now)
             out.append(result)
         return out
+
+    def _mode_in_force(self, seed: RunSeed, row: Any) -> Mode:
+        """The file's mode is the ceiling; a mode trust or a human stored applies below it."""
+        rb = self.runbooks.get(seed.runbook)
+        return Mode(seed.mode) if rb is None else guard.mode_of(row, rb)
+
+    def _observe(self, conn: Connection, alert: Alert, result: IngestResult, now: datetime) -> None:
+        """Observed runs record every guardrail verdict, as if they were to act."""
+        for run_id in result.runs:
+            run = runs_repo.get(conn, run_id)
+            rb = self.runbooks.get(run.runbook) if run is not None else None
+            if run is None or rb is None or run.status != "observed" or not run.plan:
+                continue
+            guard.observe(
+                conn, run, runbook=rb, plan=Plan.from_json(run.plan), labels=alert.labels, now=now, policy=self.policy
+            )
 
     def _owner_of(self, alert: Alert, seeds: Sequence[RunSeed]) -> str:
         """The first matching runbook's owner, else the owner the config names for the service."""
@@ -566,6 +585,46 @@ class Paramedic:
         if self.runbooks.get(runbook) is None:
             raise OperationError(f"no runbook named {runbook!r} is loaded", status=404)
         return await self.write(guard.reset_breaker, runbook, now=self.clock(), actor=actor)
+
+    async def set_mode(self, runbook: str, mode: Mode, *, actor: str, reason: str) -> Mode:
+        """Set a runbook's mode by hand, at most the file's mode (the ceiling), audited."""
+        rb = self.runbooks.get(runbook)
+        if rb is None:
+            raise OperationError(f"no runbook named {runbook!r} is loaded", status=404)
+        problem = trust.manual_mode_problem(mode, rb.mode)
+        if problem is not None:
+            raise OperationError(f"{runbook}: {problem}")
+
+        def tx(conn: Connection) -> Mode:
+            state.set_mode(
+                conn,
+                runbook,
+                mode.value,
+                ceiling=rb.mode.value,
+                now=self.clock(),
+                by=actor,
+                reason=reason or "set by hand",
+            )
+            return guard.mode_of(state.trust_row(conn, runbook), rb)
+
+        return await self.write(tx)
+
+    async def mark_suggestion(self, run_id: int, *, right: bool, actor: str, reason: str = "") -> Mode:
+        """A responder marks an observed run's suggestion right or wrong; returns the mode in force
+        afterwards (marks count toward promotion from observe)."""
+
+        def tx(conn: Connection) -> Mode:
+            run = runs_repo.get(conn, run_id)
+            if run is None:
+                raise OperationError(f"run {run_id} does not exist", status=404)
+            if run.status != "observed":
+                raise OperationError(f"run {run_id} is {run.status}: only an observed suggestion is marked")
+            rb = self.runbooks.get(run.runbook)
+            if rb is None:
+                raise OperationError(f"runbook {run.runbook!r} of run {run_id} is no longer loaded", status=404)
+            return guard.mark_suggestion(conn, run, rb, right=right, actor=actor, reason=reason, now=self.clock())
+
+        return await self.write(tx)
 
     async def set_paused(self, value: bool, *, actor: str, reason: str = "") -> None:
         await self.write(state.set_paused, value, now=self.clock(), by=actor, reason=reason)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Connection, and_, delete, select, update
@@ -11,7 +12,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from paramedic.store import audit
-from paramedic.store.tables import settings, targets, trust
+from paramedic.store.tables import settings, suggestion_marks, targets, trust
 
 
 def _ins(conn: Connection, table: Any) -> Any:
@@ -155,17 +156,75 @@ def record_outcome(conn: Connection, runbook: str, *, ok: bool, now: datetime, f
     return trust_row(conn, runbook)
 
 
-def set_mode(conn: Connection, runbook: str, mode: str, *, now: datetime, by: str, reason: str) -> None:
+def set_mode(conn: Connection, runbook: str, mode: str, *, ceiling: str, now: datetime, by: str, reason: str) -> None:
+    """Store the mode in force for ``runbook`` under the file's mode ``ceiling`` (an edit to the
+    file voids it), restart the counts toward the next promotion, and audit who and why."""
     _ensure_trust_row(conn, runbook, now=now)
+    before = trust_row(conn, runbook)
     conn.execute(
         update(trust)
         .where(trust.c.runbook == runbook)
-        .values(mode=mode, runs_at_mode=0, successes_at_mode=0, updated_at=now)
+        .values(mode=mode, ceiling=ceiling, mode_since=now, runs_at_mode=0, successes_at_mode=0, updated_at=now)
     )
     audit.append(
         conn,
         at=now,
         kind="runbook.mode_changed",
         actor=by,
-        data={"runbook": runbook, "mode": mode, "reason": reason},
+        data={
+            "runbook": runbook,
+            "mode": mode,
+            "from": before.mode if before is not None and before.mode else None,
+            "ceiling": ceiling,
+            "reason": reason,
+        },
     )
+
+
+class MarkSource(StrEnum):
+    """Where a marked suggestion came from: an observed run, or a backtested episode."""
+
+    OBSERVE = "observe"
+    BACKTEST = "backtest"
+
+
+def record_mark(
+    conn: Connection,
+    runbook: str,
+    *,
+    source: MarkSource,
+    ref: str,
+    right: bool,
+    actor: str,
+    reason: str,
+    now: datetime,
+    incident_id: int | None = None,
+    run_id: int | None = None,
+) -> None:
+    """A responder's judgement of one suggestion (a later mark of the same one replaces it), audited."""
+    stmt = _ins(conn, suggestion_marks).values(
+        runbook=runbook, source=source.value, ref=ref, right=right, actor=actor, reason=reason, at=now
+    )
+    conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["source", "ref"], set_={"right": right, "actor": actor, "reason": reason, "at": now}
+        )
+    )
+    audit.append(
+        conn,
+        at=now,
+        kind="suggestion.marked",
+        actor=actor,
+        incident_id=incident_id,
+        run_id=run_id,
+        data={"runbook": runbook, "source": source.value, "ref": ref, "right": right, "reason": reason},
+    )
+
+
+def marks_since(conn: Connection, runbook: str, since: datetime | None) -> tuple[int, int]:
+    """(marked, marked right) suggestions of ``runbook`` marked at or after ``since`` (None: ever)."""
+    q = select(suggestion_marks.c.right).where(suggestion_marks.c.runbook == runbook)
+    if since is not None:
+        q = q.where(suggestion_marks.c.at >= since)
+    rows = [bool(r.right) for r in conn.execute(q)]
+    return len(rows), sum(rows)

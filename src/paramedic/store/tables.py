@@ -250,7 +250,9 @@ trust = Table(
     "trust",
     metadata,
     Column("runbook", String(128), primary_key=True),
-    Column("mode", String(16)),  # overrides the file's mode after promotion/demotion
+    Column("mode", String(16)),  # the mode trust or a human set, in force while the file's mode is ``ceiling``
+    Column("ceiling", String(16)),  # the file's mode when ``mode`` was set: an edit to the file voids ``mode``
+    Column("mode_since", TS),  # when ``mode`` was set: marks and runs since then count toward promotion
     Column("runs", Integer, nullable=False, default=0),
     Column("successes", Integer, nullable=False, default=0),
     Column("failures", Integer, nullable=False, default=0),
@@ -259,6 +261,23 @@ trust = Table(
     Column("last_failure_at", TS),
     Column("last_failure", Text, nullable=False, default=""),
     Column("updated_at", TS, nullable=False),
+)
+
+# A responder's judgement of a suggestion paramedic made without acting: an observed run
+# (source "observe", ref = the run id) or a backtested episode (source "backtest").
+suggestion_marks = Table(
+    "suggestion_marks",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("runbook", String(128), nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("ref", String(256), nullable=False),
+    Column("right", Boolean, nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("reason", Text, nullable=False, default=""),
+    Column("at", TS, nullable=False),
+    UniqueConstraint("source", "ref", name="uq_suggestion_marks_source_ref"),
+    Index("ix_suggestion_marks_runbook", "runbook", "at"),
 )
 
 targets = Table(
