@@ -8,6 +8,7 @@ its scripts from a CDN; ``/docs`` is a server-rendered API reference in the UI i
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -20,6 +21,7 @@ from pydantic import BaseModel, Field
 
 from paramedic import __version__
 from paramedic.api import intake, queries, views
+from paramedic.api import metrics as db_metrics
 from paramedic.api.auth import Principal, check_webhook, require
 from paramedic.api.intake import BodyTooLarge
 from paramedic.api.session import SessionCodec, session_secret
@@ -30,9 +32,9 @@ from paramedic.engine.metrics import METRICS
 from paramedic.engine.service import OperationError, Paramedic
 from paramedic.ingest import alertmanager, generic
 from paramedic.store import audit as audit_repo
+from paramedic.store import health, state
 from paramedic.store import incidents as inc_repo
 from paramedic.store import runs as runs_repo
-from paramedic.store import state
 
 log = logging.getLogger("paramedic.api")
 
@@ -312,7 +314,12 @@ def create_app(pm: Paramedic, *, manage_lifecycle: bool = True) -> FastAPI:
 
     @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
     async def metrics(_: Principal = Depends(viewer)) -> Response:
-        return Response(generate_latest(METRICS.registry), media_type="text/plain; version=0.0.4")
+        def read() -> Any:
+            with pm.db.read() as conn:
+                return health.read(conn)
+
+        stored = await asyncio.to_thread(db_metrics.exposition, read)
+        return Response(generate_latest(METRICS.registry) + stored, media_type="text/plain; version=0.0.4")
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:
