@@ -56,7 +56,7 @@ def test_webhook_with_a_bad_hmac_signature_is_401_and_stores_nothing(
         r = c.post("/api/v1/alerts", content=BODY, headers={"Content-Type": "application/json", **headers})
         assert r.status_code == 401
         assert r.headers["www-authenticate"] == "Bearer"
-        assert "signature" in r.json()["detail"]
+        assert "signature" in r.json()["error"]
     assert stored(hmac_server) == ([], [])
 
 

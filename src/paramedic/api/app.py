@@ -20,7 +20,7 @@ from prometheus_client import generate_latest
 from pydantic import BaseModel, Field
 
 from paramedic import __version__
-from paramedic.api import intake, queries, views
+from paramedic.api import errors, intake, queries, views
 from paramedic.api import metrics as db_metrics
 from paramedic.api.auth import Principal, check_webhook, require
 from paramedic.api.intake import BodyTooLarge
@@ -54,7 +54,7 @@ SECURITY_HEADERS = {
 
 class Decision(BaseModel):
     reason: str = Field(default="", max_length=2000)
-    run_id: int | None = None
+    run_id: errors.BodyId | None = None
     plan_digest: str | None = None
 
 
@@ -114,6 +114,7 @@ def create_app(pm: Paramedic, *, manage_lifecycle: bool = True) -> FastAPI:
     app.state.pm = pm
     app.state.config = pm.config
     app.state.sessions = SessionCodec(session_secret(pm.config))
+    errors.install(app)
 
     @app.exception_handler(PayloadError)
     async def _payload(_: Request, exc: PayloadError) -> JSONResponse:
@@ -123,14 +124,14 @@ def create_app(pm: Paramedic, *, manage_lifecycle: bool = True) -> FastAPI:
     @app.exception_handler(StoreUnavailable)
     async def _store(_: Request, exc: StoreUnavailable) -> JSONResponse:
         return JSONResponse(
-            {"error": f"{exc}; nothing was stored, retry later"},
+            errors.error_body(f"{exc}; nothing was stored, retry later"),
             status_code=503,
             headers={"Retry-After": "5"},
         )
 
     @app.exception_handler(OperationError)
     async def _op(_: Request, exc: OperationError) -> JSONResponse:
-        return JSONResponse({"error": str(exc)}, status_code=exc.status)
+        return JSONResponse(errors.error_body(str(exc)), status_code=exc.status)
 
     @app.middleware("http")
     async def _headers(request: Request, call_next: Any) -> Response:
@@ -138,7 +139,7 @@ def create_app(pm: Paramedic, *, manage_lifecycle: bool = True) -> FastAPI:
             # open only on loopback: a page on another site that rebinds its DNS name to 127.0.0.1
             # reaches this port with its own Host header; refuse it
             response = JSONResponse(
-                {"error": "no auth is configured, so paramedic answers only requests addressed to loopback"},
+                errors.error_body("no auth is configured, so paramedic answers only requests addressed to loopback"),
                 status_code=403,
             )
         else:
@@ -194,7 +195,7 @@ def create_app(pm: Paramedic, *, manage_lifecycle: bool = True) -> FastAPI:
         return {"incidents": [views.incident(r) for r in rows]}
 
     @app.get("/api/v1/incidents/{incident_id}", tags=["incidents"])
-    async def get_incident(incident_id: int, _: Principal = Depends(viewer)) -> dict[str, Any]:
+    async def get_incident(incident_id: errors.Id, _: Principal = Depends(viewer)) -> dict[str, Any]:
         def q(conn: Any) -> dict[str, Any] | None:
             row = inc_repo.get(conn, incident_id)
             if row is None:
@@ -224,7 +225,7 @@ def create_app(pm: Paramedic, *, manage_lifecycle: bool = True) -> FastAPI:
 
     @app.post("/api/v1/incidents/{incident_id}/approve", tags=["approvals"])
     async def approve(
-        incident_id: int, body: Decision | None = None, who: Principal = Depends(responder)
+        incident_id: errors.Id, body: Decision | None = None, who: Principal = Depends(responder)
     ) -> dict[str, Any]:
         body = body or Decision()
         run_id = await _pending_run(incident_id, body.run_id)
@@ -232,7 +233,7 @@ def create_app(pm: Paramedic, *, manage_lifecycle: bool = True) -> FastAPI:
         return {"run_id": row.id, "status": row.status}
 
     @app.post("/api/v1/incidents/{incident_id}/deny", tags=["approvals"])
-    async def deny(incident_id: int, body: Decision, who: Principal = Depends(responder)) -> dict[str, Any]:
+    async def deny(incident_id: errors.Id, body: Decision, who: Principal = Depends(responder)) -> dict[str, Any]:
         if not body.reason.strip():
             raise HTTPException(422, "a denial needs a reason")
         run_id = await _pending_run(incident_id, body.run_id)
@@ -282,7 +283,7 @@ def create_app(pm: Paramedic, *, manage_lifecycle: bool = True) -> FastAPI:
         summary="The PNG chart of one evidence row",
         response_class=Response,
     )
-    async def evidence_image(evidence_id: int, _: Principal = Depends(viewer)) -> Response:
+    async def evidence_image(evidence_id: errors.Id, _: Principal = Depends(viewer)) -> Response:
         png = await pm.read(queries.evidence_image, evidence_id)
         if png is None:
             raise HTTPException(404, f"evidence {evidence_id} has no image")
@@ -290,7 +291,7 @@ def create_app(pm: Paramedic, *, manage_lifecycle: bool = True) -> FastAPI:
 
     @app.get("/api/v1/audit", tags=["audit"])
     async def audit(
-        before: int | None = None,
+        before: int | None = Query(None, ge=1, le=errors.MAX_ID),
         limit: int = Query(100, ge=1, le=1000),
         _: Principal = Depends(viewer),
     ) -> dict[str, Any]:

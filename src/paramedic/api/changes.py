@@ -25,6 +25,7 @@ from sqlalchemy import Connection, and_, select
 
 from paramedic.api.app import viewer
 from paramedic.api.auth import Principal, check_webhook, require
+from paramedic.api.errors import Id
 from paramedic.api.intake import parse_json, read_body
 from paramedic.core.errors import PayloadError
 from paramedic.engine.enrichment import image_signature_ok
@@ -113,7 +114,7 @@ def mount(app: FastAPI, pm: Paramedic) -> None:
         summary="One evidence chart (signed URL from a notification, or the viewer role)",
         response_class=Response,
     )
-    async def evidence_png(request: Request, incident_id: int, evidence_id: int, sig: str = "") -> Response:
+    async def evidence_png(request: Request, incident_id: Id, evidence_id: Id, sig: str = "") -> Response:
         def q(conn: Connection) -> tuple[bool, str | None]:
             signed = bool(sig) and image_signature_ok(conn, incident_id, evidence_id, sig=sig)
             row = conn.execute(

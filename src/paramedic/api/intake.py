@@ -20,6 +20,7 @@ from typing import Any
 from fastapi import HTTPException, Request
 from fastapi.responses import JSONResponse
 
+from paramedic.api.errors import MAX_JSON_DEPTH, json_too_deep
 from paramedic.core.errors import PayloadError
 from paramedic.engine.metrics import METRICS
 from paramedic.engine.service import Paramedic
@@ -54,10 +55,16 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 
 def parse_json(body: bytes) -> Any:
+    if json_too_deep(body):  # before parsing: the parser must never reach the recursion limit
+        raise PayloadError(f"the body nests deeper than {MAX_JSON_DEPTH} levels", field="body", reason=Problem.NOT_JSON)
     try:
         return json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise PayloadError(f"the body is not valid JSON: {exc}", field="body", reason=Problem.NOT_JSON) from exc
+    except ValueError as exc:  # an integer of more than 4,300 digits (CPython's int_max_str_digits)
+        raise PayloadError(
+            f"the body holds a number too long to read: {exc}", field="body", reason=Problem.NOT_JSON
+        ) from exc
 
 
 def refuse(source: str, exc: PayloadError) -> JSONResponse:

@@ -18,6 +18,7 @@ from sqlalchemy import Connection
 from paramedic.api import charts, queries, ui_forms, ui_lifecycle, views
 from paramedic.api.auth import Principal
 from paramedic.api.csrf import CsrfRefused
+from paramedic.api.errors import MAX_ID, Id
 from paramedic.api.pages import STATIC, LoginRequired, error_page, login_redirect, render, ui_user
 from paramedic.engine.service import Paramedic
 from paramedic.store import audit as audit_repo
@@ -85,7 +86,7 @@ def mount(app: FastAPI, pm: Paramedic) -> None:
     @app.get("/incidents/{incident_id}", response_class=HTMLResponse, include_in_schema=False)
     async def incident_page(
         request: Request,
-        incident_id: int,
+        incident_id: Id,
         done: str = "",
         who: Principal = Depends(ui_user),
     ) -> Response:
@@ -96,7 +97,7 @@ def mount(app: FastAPI, pm: Paramedic) -> None:
         return await page(request, "incident.html", who=who, title=title, notice=NOTICES.get(done, ""), **ctx)
 
     @app.get("/ui/partials/incidents/{incident_id}", response_class=HTMLResponse, include_in_schema=False)
-    async def incident_partial(request: Request, incident_id: int, who: Principal = Depends(ui_user)) -> Response:
+    async def incident_partial(request: Request, incident_id: Id, who: Principal = Depends(ui_user)) -> Response:
         ctx = await incident_ctx(incident_id)
         if ctx is None:
             return error_page(request, 404, f"Incident {incident_id} does not exist.", user=who)
@@ -139,8 +140,8 @@ def mount(app: FastAPI, pm: Paramedic) -> None:
     @app.get("/audit", response_class=HTMLResponse, include_in_schema=False)
     async def audit_page(
         request: Request,
-        before: int | None = Query(None, ge=1),
-        incident: int | None = Query(None, ge=1),
+        before: int | None = Query(None, ge=1, le=MAX_ID),
+        incident: int | None = Query(None, ge=1, le=MAX_ID),
         who: Principal = Depends(ui_user),
     ) -> Response:
         entries = await pm.read(audit_repo.page, before=before, limit=AUDIT_PAGE, incident_id=incident)

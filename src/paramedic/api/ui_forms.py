@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from paramedic.api import csrf, queries
 from paramedic.api.auth import Principal, has_role, principal_for, sha256_hex
+from paramedic.api.errors import Id
 from paramedic.api.pages import (
     current_user,
     error_page,
@@ -174,11 +175,11 @@ def mount(app: FastAPI, pm: Paramedic) -> None:
         )
 
     @app.post("/ui/incidents/{incident_id}/approve", include_in_schema=False)
-    async def approve(request: Request, incident_id: int) -> Response:
+    async def approve(request: Request, incident_id: Id) -> Response:
         return await decide(request, incident_id, approve=True)
 
     @app.post("/ui/incidents/{incident_id}/deny", include_in_schema=False)
-    async def deny(request: Request, incident_id: int) -> Response:
+    async def deny(request: Request, incident_id: Id) -> Response:
         return await decide(request, incident_id, approve=False)
 
     # ---- admin: pause switch and breakers -----------------------------------------------------
