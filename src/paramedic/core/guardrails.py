@@ -420,6 +420,16 @@ def check_blast_radius(inp: GuardrailInput) -> Verdict:
             "paramedic does not act on a target it does not know"
         )
 
+    unhealthy = (known - inp.targets.healthy) | {inp.target}  # the alerting target counts, whatever its probe says
+    allowed_unhealthy = br.unhealthy_limit(len(known))
+    if allowed_unhealthy is not None and len(unhealthy) > allowed_unhealthy:
+        return refuse(
+            f"{len(unhealthy)} of {len(known)} targets of {where} are unhealthy at once, above "
+            f"max_unhealthy {br.max_unhealthy} (at most {allowed_unhealthy}): the failure looks systemic "
+            "(a shared dependency, not the instances), so nothing is remediated target by target; "
+            "allowed again once fewer are unhealthy"
+        )
+
     scoped = [a for a in inp.recent_actions if all(a.labels.get(k) == v for k, v in scope.items())]
     in_flight = [a for a in scoped if a.in_flight]
     last_touch: dict[str, datetime] = {}
@@ -469,7 +479,12 @@ def check_blast_radius(inp: GuardrailInput) -> Verdict:
         Check.BLAST_RADIUS,
         f"blast radius: {where}: {len(in_flight)} of {br.max_concurrent} concurrent in flight; "
         f"{len(touched)} of at most {limit} targets touched within {_span(br.window)} counting "
-        f"this one; {len(healthy)} of {len(known)} stay healthy (min {br.min_healthy})",
+        f"this one; {len(healthy)} of {len(known)} stay healthy (min {br.min_healthy})"
+        + (
+            f"; {len(unhealthy)} unhealthy at once (max_unhealthy {br.max_unhealthy})"
+            if br.max_unhealthy is not None
+            else ""
+        ),
     )
 
 

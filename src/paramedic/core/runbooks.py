@@ -71,6 +71,27 @@ class BlastRadius(_Strict):
     max_fraction: float = Field(default=1.0, gt=0, le=1)
     min_healthy: int = Field(default=0, ge=0)
     window: Duration = timedelta(hours=1)
+    # More unhealthy targets than this at once and nothing is remediated: the failure looks
+    # systemic. A count (2) or a share of the known targets ("40%", rounded down), like Cluster
+    # API's MachineHealthCheck maxUnhealthy.
+    max_unhealthy: int | str | None = None
+
+    @field_validator("max_unhealthy", mode="before")
+    @classmethod
+    def _unhealthy(cls, value: object) -> int | str | None:
+        if value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+            return value
+        if isinstance(value, str) and value.endswith("%") and value[:-1].isdigit() and int(value[:-1]) <= 100:
+            return value
+        raise ValueError("max_unhealthy is a count (like 2) or a percentage of the known targets (like '40%')")
+
+    def unhealthy_limit(self, known: int) -> int | None:
+        """The most targets of ``known`` that may be unhealthy at once for paramedic to act."""
+        if self.max_unhealthy is None:
+            return None
+        if isinstance(self.max_unhealthy, int):
+            return self.max_unhealthy
+        return int(self.max_unhealthy[:-1]) * known // 100
 
 
 class CircuitBreaker(_Strict):
