@@ -85,10 +85,13 @@ def serve(config: str | None, listen: str | None) -> None:
     from paramedic.api.app import create_app
     from paramedic.engine.logs import setup_logging
     from paramedic.engine.service import Paramedic
+    from paramedic.engine.settings import config_path
 
     cfg = _load_config(config, listen=listen)
     setup_logging(cfg.log_format)
     pm = Paramedic.from_config(cfg)
+    pm.config_file = config_path(config)
+    pm.reload_on_sighup = True  # `kill -HUP` reloads runbooks and config, like `paramedic reload`
     err.print(
         f"paramedic {__version__} listening on http://{cfg.listen} ({len(pm.runbooks.by_name)} runbooks, "
         f"database {cfg.database.split('@')[-1]})"
@@ -459,6 +462,31 @@ def resume(url: str) -> None:
     """Allow automated actions again."""
     _call(url, "POST", "/api/v1/automation/resume")
     out.print("automation resumed")
+
+
+@main.command()
+@URL
+@friendly
+def reload(url: str) -> None:
+    """Reload the runbooks and the config's owners and route on a running server (admin role).
+
+    Everything is validated first: a bad edit changes nothing and the error names every problem.
+    `kill -HUP` on `paramedic serve` does the same.
+    """
+    from paramedic.cli.render import safe
+
+    data = _call(url, "POST", "/api/v1/reload")
+    parts = [
+        f"{len(data['added'])} added",
+        f"{len(data['changed'])} changed",
+        f"{len(data['removed'])} removed",
+        f"{data['unchanged']} unchanged",
+    ]
+    out.print(f"runbooks reloaded: {', '.join(parts)}", highlight=False)
+    for name, (before, after) in data["changed"].items():
+        out.print(f"  {safe(name)}: version {before} → {after}", highlight=False)
+    if data["restart_needed_for"]:
+        out.print(f"  needs a restart to take effect: {', '.join(data['restart_needed_for'])}", highlight=False)
 
 
 @main.group()

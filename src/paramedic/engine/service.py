@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
+import signal
 import socket
 import time
 import uuid
@@ -86,6 +88,8 @@ class Paramedic:
     policy: guard.Policy = field(default_factory=guard.Policy)
     _probe_health: dict[str, bool] = field(default_factory=dict)
     _last_checkpoint: tuple[int, str] | None = None
+    config_file: Path | None = None  # read again by ``reload`` (owners, route, runbooks)
+    reload_on_sighup: bool = False  # ``paramedic serve`` sets it; threads in tests cannot take signals
 
     # ---- construction -------------------------------------------------------------------------
     @classmethod
@@ -129,7 +133,7 @@ class Paramedic:
             config=config,
             db=db,
             registry=registry,
-            runbooks=rb_loader.RunbookSet(loaded.runbooks),
+            runbooks=rb_loader.RunbookSet.of(loaded),
             clock=clock,
             policy=guard.Policy(freeze=freeze, default_flap=config.automation.flap),
         )
@@ -167,9 +171,12 @@ class Paramedic:
                 plan = await pyrunbooks.plan_for(
                     rb, alert, now=self.clock(), registry=self.registry, changes=self._changes
                 )
-                seeds.append(RunSeed(rb.name, rb.mode, plan, approval_timeout=rb.approval_timeout))
+                version = self.runbooks.version(rb.name)
+                seeds.append(RunSeed(rb.name, rb.mode, plan, approval_timeout=rb.approval_timeout, version=version))
             except (TemplateError, pyrunbooks.PlanningError) as exc:
-                seeds.append(RunSeed(rb.name, rb.mode, None, error=f"{rb.name}: {exc}"))
+                seeds.append(
+                    RunSeed(rb.name, rb.mode, None, error=f"{rb.name}: {exc}", version=self.runbooks.version(rb.name))
+                )
         return seeds
 
     @property
@@ -182,16 +189,7 @@ class Paramedic:
         rows = state.all_trust(conn)
         out = []
         for alert, s in zip(alerts, seeds, strict=True):
-            s = [
-                RunSeed(
-                    x.runbook,
-                    self._mode_in_force(x, rows.get(x.runbook)),
-                    x.plan,
-                    x.error,
-                    x.approval_timeout,
-                )
-                for x in s
-            ]
+            s = [dataclasses.replace(x, mode=self._mode_in_force(x, rows.get(x.runbook))) for x in s]
             result = inc_repo.record(
                 conn,
                 alert,
@@ -473,6 +471,8 @@ class Paramedic:
     async def start(self) -> None:
         self._work = asyncio.Semaphore(0)
         self._tokens = 0
+        if self.reload_on_sighup:
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._on_sighup)
         if self.config.automation.paused:  # the config says paused: pause before any worker starts
             await self.set_paused(True, actor="config", reason="automation.paused is true in the config")
         # Every database call runs in a thread; the default pool (cores + 4) is far too small for
@@ -536,6 +536,8 @@ class Paramedic:
         )
 
     async def stop(self) -> None:
+        if self.reload_on_sighup:
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
         for t in self._tasks:
             t.cancel()
         if self.config.audit.checkpoints is not None:  # the head as this process leaves it
@@ -580,6 +582,58 @@ class Paramedic:
         if self.notifier is not None:
             self.notifier.kick()
         return row
+
+    async def reload(self, *, actor: str) -> dict[str, Any]:
+        """Load the runbooks (and the config's ``owners`` and ``route``) again, validated first.
+        Any error keeps the running set and raises ``OperationError`` (422) naming every problem;
+        success swaps the set at once and audits which runbook changed to which version."""
+        from paramedic.engine.settings import load_config
+
+        def refused(why: str) -> OperationError:
+            return OperationError(f"reload refused, the running runbooks stay in force: {why}", status=422)
+
+        config = self.config
+        restart: list[str] = []
+        if self.config_file is not None:
+            try:
+                fresh = load_config(self.config_file)
+            except ConfigError as exc:
+                raise refused(str(exc)) from None
+            live = {"owners", "route", "runbooks"}
+            restart = sorted(
+                k for k in Config.model_fields if k not in live and getattr(fresh, k) != getattr(config, k)
+            )
+            config = config.model_copy(update={k: getattr(fresh, k) for k in live})
+        loaded = await asyncio.to_thread(rb_loader.load, config.runbooks, self.registry, lint=False)
+        if loaded.errors:
+            raise refused("; ".join(str(p) for p in loaded.errors))
+        books = rb_loader.RunbookSet.of(loaded)
+        old = self.runbooks.versions
+        change = {
+            "added": {n: v for n, v in books.versions.items() if n not in old},
+            "removed": sorted(set(old) - set(books.versions)),
+            "changed": {n: [old[n], v] for n, v in books.versions.items() if n in old and old[n] != v},
+            "unchanged": sum(1 for n, v in books.versions.items() if old.get(n) == v),
+            "restart_needed_for": restart,
+        }
+        self.runbooks, self.config = books, config
+        from paramedic.store import outbox
+
+        outbox.configure(
+            [str(x.get("name", x.get("type", ""))) for x in config.sinks], tree=config.route, owners=config.owners
+        )
+        await self.write(audit.append, at=self.clock(), kind="runbooks.reloaded", actor=actor, data=change)
+        log.info("runbooks reloaded by %s: %s", actor, change)
+        return change
+
+    def _on_sighup(self) -> None:
+        async def go() -> None:
+            try:
+                await self.reload(actor="SIGHUP")
+            except OperationError as exc:
+                log.error("%s", exc)
+
+        self._tasks.append(asyncio.create_task(go()))
 
     async def reset_breaker(self, runbook: str, *, actor: str) -> int:
         if self.runbooks.get(runbook) is None:

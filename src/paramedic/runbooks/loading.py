@@ -9,6 +9,7 @@ see ``testing.cases``) are skipped, so cases and recorded payloads can live next
 from __future__ import annotations
 
 import difflib
+import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -226,12 +227,35 @@ def load(paths: Iterable[str | Path], registry: ExecutorRegistry, *, lint: bool 
     return LoadResult(located, problems)
 
 
-class RunbookSet:
-    """The runbooks in force and their match index; replaced whole on reload."""
+def runbook_version(rb: Runbook, source: str = "") -> str:
+    """A short digest of what the runbook says (and, for a Python runbook, of its file's code), so
+    the audit trail can name the version of a runbook that decided."""
+    digest = hashlib.sha256(rb.model_dump_json(by_alias=True).encode())
+    if source.endswith(".py"):
+        try:
+            digest.update(Path(source).read_bytes())
+        except OSError:
+            digest.update(b"unreadable")
+    return digest.hexdigest()[:12]
 
-    def __init__(self, books: Sequence[Runbook]) -> None:
+
+class RunbookSet:
+    """The runbooks in force and their match index; replaced whole on reload. ``sources`` says
+    where each was defined (``file:line``), ``versions`` what version of it is in force."""
+
+    def __init__(self, books: Sequence[Runbook], *, located: Sequence[Located] = ()) -> None:
         self.by_name = {rb.name: rb for rb in books}
         self.index = MatchIndex.build(books)
+        where = {loc.runbook.name: loc for loc in located}
+        self.sources = {name: f"{where[name].file}:{where[name].line}" for name in self.by_name if name in where}
+        self.versions = {rb.name: runbook_version(rb, where[rb.name].file if rb.name in where else "") for rb in books}
+
+    @classmethod
+    def of(cls, result: LoadResult) -> RunbookSet:
+        return cls(result.runbooks, located=result.located)
+
+    def version(self, name: str) -> str:
+        return self.versions.get(name, "")
 
     def match(self, alert: object) -> list[Runbook]:
         from paramedic.core.alerts import Alert

@@ -36,6 +36,7 @@ class RunSeed:
     plan: Plan | None
     error: str = ""
     approval_timeout: timedelta = timedelta(minutes=15)
+    version: str = ""  # of the runbook that decided (``RunbookSet.versions``), for the audit trail
 
 
 def _open_key(alert: Alert) -> str:
@@ -244,7 +245,7 @@ def _create_run(conn: Connection, incident_id: int, seed: RunSeed, *, now: datet
             at=now,
             kind="plan.refused",
             incident_id=incident_id,
-            data={"runbook": seed.runbook, "reason": seed.error},
+            data={"runbook": seed.runbook, "version": seed.version, "reason": seed.error},
         )
         return None
     status = {Mode.AUTO: "pending", Mode.APPROVE: "awaiting_approval", Mode.OBSERVE: "observed"}[seed.mode]
@@ -280,6 +281,7 @@ def _create_run(conn: Connection, incident_id: int, seed: RunSeed, *, now: datet
         run_id=run_id,
         data={
             "runbook": seed.runbook,
+            "version": seed.version,
             "mode": str(seed.mode),
             "status": status,
             "target": plan.target,
