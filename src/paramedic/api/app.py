@@ -328,10 +328,11 @@ def create_app(pm: Paramedic, *, manage_lifecycle: bool = True) -> FastAPI:
 
     @app.get("/readyz", tags=["ops"])
     async def readyz() -> JSONResponse:
-        try:
-            await pm.read(state.paused)
-        except StoreUnavailable as exc:
-            return JSONResponse({"status": "unavailable", "error": str(exc)}, status_code=503)
+        """Ready when the database answers, takes a write and (SQLite) its disk has room; else 503
+        with every reason, so a load balancer stops sending alerts to a replica that cannot store them."""
+        reasons = await pm.readiness()
+        if reasons:
+            return JSONResponse({"status": "unavailable", "error": "; ".join(reasons), "reasons": reasons}, 503)
         return JSONResponse({"status": "ready"})
 
     @app.get("/openapi.json", include_in_schema=False)

@@ -50,7 +50,7 @@ from paramedic.ingest.common import Batch
 from paramedic.notify import factory as sink_factory
 from paramedic.runbooks import dsl as pyrunbooks
 from paramedic.runbooks import loading as rb_loader
-from paramedic.store import audit, checkpoints, lifecycle, migrate, state
+from paramedic.store import audit, checkpoints, lifecycle, migrate, readiness, state
 from paramedic.store import incidents as inc_repo
 from paramedic.store import runs as runs_repo
 from paramedic.store.db import Database, make_engine
@@ -145,6 +145,23 @@ class Paramedic:
                 return fn(conn, *args, **kwargs)
 
         return await asyncio.to_thread(self.db.retrying, call)
+
+    async def readiness(self) -> list[str]:
+        """Why this replica should not take traffic now (empty when ready): the database must
+        answer, take a write, and for SQLite have disk room (``store.readiness``)."""
+
+        def check() -> list[str]:
+            try:
+                with self.db.read() as conn:
+                    state.paused(conn)
+            except StoreUnavailable as exc:
+                return [str(exc)]
+            reasons = [r] if (r := readiness.write_problem(self.db)) else []
+            if (path := readiness.sqlite_file(self.db)) is not None and (r := readiness.disk_problem(path)):
+                reasons.append(r)
+            return reasons
+
+        return await asyncio.to_thread(check)
 
     async def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         def call() -> T:
