@@ -32,7 +32,7 @@ def test_alertmanager_webhook_is_stored_then_202(make_server: Callable[..., Serv
 def test_unreadable_body_is_422_naming_the_field_and_stores_nothing(make_server: Callable[..., Server]) -> None:
     srv = make_server()
     with srv.client() as c:
-        r = c.post("/api/v1/alerts", content=b"{not json")
+        r = c.post("/api/v1/alerts", content=b"{not json", headers={"Content-Type": "application/json"})
         assert r.status_code == 422
         assert r.json()["field"] == "body"
         r = c.post("/api/v1/alerts/alertmanager", json={**AM, "alerts": "not a list"})
@@ -68,9 +68,9 @@ def test_auth_roles_and_webhook_bearer(make_server: Callable[..., Server]) -> No
         assert ok.status_code == 202
         viewer = {"Authorization": "Bearer viewer-token"}
         assert c.get("/api/v1/incidents", headers=viewer).status_code == 200
-        assert c.post("/api/v1/automation/pause", headers=viewer).status_code == 403
+        assert c.post("/api/v1/automation/pause", headers=viewer, json={}).status_code == 403
         admin = {"Authorization": "Bearer admin-token"}
-        assert c.post("/api/v1/automation/pause", headers=admin).status_code == 200
+        assert c.post("/api/v1/automation/pause", headers=admin, json={}).status_code == 200
         assert c.get("/api/v1/automation", headers=admin).json() == {"paused": True}
         assert c.get("/healthz").status_code == 200
         assert c.get("/readyz").status_code == 200

@@ -243,7 +243,7 @@ def test_viewer_is_refused_approve_pause_and_reset_in_the_api_and_the_ui(srv: Se
     with srv.client(headers=VIEWER) as api:
         assert api.post(f"/api/v1/incidents/{i}/approve", json={}).status_code == 403
         assert api.post("/api/v1/automation/pause", json={}).status_code == 403
-        assert api.post("/api/v1/runbooks/fix/breaker/reset").status_code == 403
+        assert api.post("/api/v1/runbooks/fix/breaker/reset", json={}).status_code == 403
     with sign_in(srv, "viewer") as c:
         page = c.get(f"/incidents/{i}").text
         assert 'data-action="approve"' not in page
@@ -276,9 +276,9 @@ def test_breaker_reset_through_api_ui_and_cli(srv: Server) -> None:
         rb = api.get("/api/v1/runbooks").json()["runbooks"][0]
         assert rb["breaker"] == "open"
         assert rb["breakers"][0]["scope"] == "service=web"
-        assert api.post("/api/v1/runbooks/fix/breaker/reset").json() == {"runbook": "fix", "reset": 1}
+        assert api.post("/api/v1/runbooks/fix/breaker/reset", json={}).json() == {"runbook": "fix", "reset": 1}
         assert api.get("/api/v1/runbooks").json()["runbooks"][0]["breaker"] == "closed"
-        assert api.post("/api/v1/runbooks/nope/breaker/reset").status_code == 404
+        assert api.post("/api/v1/runbooks/nope/breaker/reset", json={}).status_code == 404
     open_breaker()
     with sign_in(srv, "admin") as c:
         page = c.get("/runbooks").text

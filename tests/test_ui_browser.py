@@ -158,7 +158,7 @@ def test_viewer_sees_no_buttons_and_is_refused(
     with srv.client(headers=VIEWER) as api:
         assert api.post(f"/api/v1/incidents/{i}/approve", json={}).status_code == 403
         assert api.post("/api/v1/automation/pause", json={}).status_code == 403
-        assert api.post("/api/v1/runbooks/fix/breaker/reset").status_code == 403
+        assert api.post("/api/v1/runbooks/fix/breaker/reset", json={}).status_code == 403
 
     page = new_page()
     sign_in(page, srv, "viewer", start=f"/incidents/{i}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Literal
 
@@ -20,9 +20,9 @@ from prometheus_client import generate_latest
 from pydantic import BaseModel, Field
 
 from paramedic import __version__
-from paramedic.api import errors, intake, queries, views
+from paramedic.api import csrf, errors, intake, queries, views, webhook_auth
 from paramedic.api import metrics as db_metrics
-from paramedic.api.auth import Principal, check_webhook, require
+from paramedic.api.auth import Principal, require
 from paramedic.api.intake import BodyTooLarge
 from paramedic.api.session import SessionCodec, session_secret
 from paramedic.core.config import is_loopback
@@ -129,6 +129,10 @@ def create_app(pm: Paramedic, *, manage_lifecycle: bool = True) -> FastAPI:
             headers={"Retry-After": "5"},
         )
 
+    @app.exception_handler(webhook_auth.DuplicateDelivery)
+    async def _duplicate(_: Request, exc: webhook_auth.DuplicateDelivery) -> JSONResponse:
+        return JSONResponse({"accepted": 0, "duplicate": True, "alerts": []}, status_code=200)
+
     @app.exception_handler(OperationError)
     async def _op(_: Request, exc: OperationError) -> JSONResponse:
         return JSONResponse(errors.error_body(str(exc)), status_code=exc.status)
@@ -142,8 +146,15 @@ def create_app(pm: Paramedic, *, manage_lifecycle: bool = True) -> FastAPI:
                 errors.error_body("no auth is configured, so paramedic answers only requests addressed to loopback"),
                 status_code=403,
             )
+        elif (problem := csrf.request_problem(request)) is not None:
+            response = JSONResponse(errors.error_body(problem[1]), status_code=problem[0])
         else:
-            response = await call_next(request)
+            try:
+                response = await call_next(request)
+            except BaseException:
+                await webhook_auth.release_claim(request, 500)
+                raise
+            await webhook_auth.release_claim(request, response.status_code)
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
         if response.headers.get("content-type", "").startswith("text/html"):
@@ -156,8 +167,8 @@ def create_app(pm: Paramedic, *, manage_lifecycle: bool = True) -> FastAPI:
             response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
         return response
 
-    def _authenticate(request: Request) -> Callable[[bytes], None]:
-        return lambda body: check_webhook(request, pm.config, body)
+    def _authenticate(request: Request, source: str) -> Callable[[bytes], Awaitable[None]]:
+        return lambda body: webhook_auth.authenticate(request, body, source=source)
 
     @app.post(
         "/api/v1/alerts/alertmanager",
@@ -171,7 +182,7 @@ def create_app(pm: Paramedic, *, manage_lifecycle: bool = True) -> FastAPI:
             pm,
             source="alertmanager",
             read=lambda p: alertmanager.read(p, now=pm.clock()),
-            authenticate=_authenticate(request),
+            authenticate=_authenticate(request, "alertmanager"),
         )
 
     @app.post("/api/v1/alerts", status_code=202, tags=["ingest"], summary="Generic alerts (one or a list)")
@@ -181,7 +192,7 @@ def create_app(pm: Paramedic, *, manage_lifecycle: bool = True) -> FastAPI:
             pm,
             source="generic",
             read=lambda p: generic.read(p, now=pm.clock()),
-            authenticate=_authenticate(request),
+            authenticate=_authenticate(request, "generic"),
         )
 
     @app.get("/api/v1/incidents", tags=["incidents"])

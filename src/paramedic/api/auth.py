@@ -1,4 +1,4 @@
-"""API tokens with roles, web UI sessions, and webhook authentication by bearer token or HMAC.
+"""API tokens with roles and web UI sessions (webhooks authenticate in ``api.webhook_auth``).
 
 Tokens are stored as SHA-256 hashes in the config; comparison is constant-time. With no ``auth``
 section the API is open, which the config only allows on loopback.
@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
 
 from fastapi import HTTPException, Request
 
 from paramedic.api.session import SESSION_COOKIE, SessionCodec, key_of
 from paramedic.core.config import ROLE_GRANTS, Config
+from paramedic.store import seen
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +31,7 @@ class Principal:
 
 ANONYMOUS_ADMIN = Principal("local", "admin")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+LOGOUT = "logout"  # the kind of ``store.seen`` key that marks a session ended by its user
 
 
 def sha256_hex(token: str) -> str:
@@ -66,14 +68,21 @@ def session_principal(request: Request) -> Principal | None:
     codec: SessionCodec | None = getattr(request.app.state, "sessions", None)
     if codec is None:
         return None
-    session = codec.read(request.cookies.get(SESSION_COOKIE), now=request.app.state.pm.clock())
-    if session is None:
+    now = request.app.state.pm.clock()
+    session = codec.read(request.cookies.get(SESSION_COOKIE), now=now)
+    if session is None or session_ended(request, session.sid, now=now):
         return None
     for t in config.auth.tokens:
         if t.name == session.name and hmac.compare_digest(key_of(t.sha256), session.key):
             who = Principal(t.name, t.role)
             return who if has_role(who, "viewer") else None  # a sender's token never reads
     return None  # the token was removed or rotated since the login
+
+
+def session_ended(request: Request, sid: str, *, now: datetime) -> bool:
+    """Whether the session ``sid`` was ended by a logout (on any replica, before any restart)."""
+    with request.app.state.pm.db.read() as conn:
+        return seen.remembered(conn, kind=LOGOUT, key=sid, now=now)
 
 
 def require(request: Request, role: str) -> Principal:
@@ -103,32 +112,3 @@ def require(request: Request, role: str) -> Principal:
 def has_role(who: Principal, role: str) -> bool:
     """Whether ``who`` may do what ``role`` may (``core.config.ROLE_GRANTS``; admin may do all)."""
     return role in ROLE_GRANTS[who.role]
-
-
-def check_webhook(request: Request, config: Config, body: bytes) -> None:
-    """Accept a webhook by bearer token, HMAC-SHA256 signature, or a sender (or admin) API token;
-    else 401 (403 for a token of another role)."""
-    if config.auth is None:
-        return
-    wh = config.auth.webhook
-    token = _bearer(request)
-    if wh is not None and wh.bearer_sha256 and token and hmac.compare_digest(sha256_hex(token), wh.bearer_sha256):
-        return
-    if wh is not None and wh.hmac_secret_env:
-        secret = os.environ.get(wh.hmac_secret_env, "")
-        sig = request.headers.get("x-paramedic-signature", "") or request.headers.get("x-hub-signature-256", "")
-        expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-        if secret and sig and hmac.compare_digest(sig, expected):
-            return
-    who = principal_for(config, token) if token else None
-    if who is not None and not has_role(who, "sender"):
-        # a viewer or responder token must not post alerts: an alert runs ``auto`` runbooks, and a
-        # change steers rollback runbooks
-        raise HTTPException(403, f"the {who.role} role cannot post alerts or changes; use a sender token")
-    if who is not None:
-        return
-    raise HTTPException(
-        401,
-        "webhook authentication failed: send the bearer token or a valid signature",
-        headers={"WWW-Authenticate": "Bearer"},
-    )

@@ -23,8 +23,9 @@ from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import Connection, and_, select
 
+from paramedic.api import webhook_auth
 from paramedic.api.app import viewer
-from paramedic.api.auth import Principal, check_webhook, require
+from paramedic.api.auth import Principal, require
 from paramedic.api.errors import Id
 from paramedic.api.intake import parse_json, read_body
 from paramedic.core.errors import PayloadError
@@ -64,7 +65,7 @@ def mount(app: FastAPI, pm: Paramedic) -> None:
     @app.post("/api/v1/changes", status_code=201, tags=["changes"], summary="Report a deploy or other change")
     async def report_change(request: Request) -> JSONResponse:
         body = await read_body(request, pm.config.max_body_bytes)
-        check_webhook(request, pm.config, body)
+        await webhook_auth.authenticate(request, body, source="changes")
         try:
             report = ChangeReport.model_validate(parse_json(body))
         except ValidationError as exc:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import HTTPException, Request
@@ -90,7 +90,7 @@ def refuse(source: str, exc: PayloadError) -> JSONResponse:
 
 
 async def accept(
-    request: Request, pm: Paramedic, *, source: str, read: Reader, authenticate: Callable[[bytes], None]
+    request: Request, pm: Paramedic, *, source: str, read: Reader, authenticate: Callable[[bytes], Awaitable[None]]
 ) -> JSONResponse:
     """One webhook delivery, from the body to the ``202`` (or the ``4xx`` of an unreadable one)."""
     began = time.perf_counter()
@@ -99,7 +99,7 @@ async def accept(
     except BodyTooLarge as exc:
         return refuse(source, exc)
     try:
-        authenticate(body)
+        await authenticate(body)
     except HTTPException as exc:
         reason = "unauthenticated" if exc.status_code == 401 else "forbidden"
         METRICS.rejected.labels(source=source, reason=reason).inc()

@@ -9,12 +9,13 @@ renders a page that says why, with the HTTP status the API would give.
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from paramedic.api import csrf, queries
-from paramedic.api.auth import Principal, has_role, principal_for, sha256_hex
+from paramedic.api.auth import LOGOUT, Principal, has_role, principal_for, sha256_hex
 from paramedic.api.errors import Id
 from paramedic.api.pages import (
     current_user,
@@ -30,6 +31,7 @@ from paramedic.api.session import CSRF_COOKIE, SESSION_COOKIE, SESSION_TTL, Sess
 from paramedic.engine.service import OperationError, Paramedic
 from paramedic.store import audit as audit_repo
 from paramedic.store import runs as runs_repo
+from paramedic.store import seen
 
 log = logging.getLogger("paramedic.api.ui")
 MAX_FORM_BYTES = 16 * 1024
@@ -129,6 +131,14 @@ def mount(app: FastAPI, pm: Paramedic) -> None:
     @app.post("/logout", include_in_schema=False)
     async def logout(request: Request) -> Response:
         await read_form(request)
+        codec: SessionCodec = app.state.sessions
+        now = pm.clock()
+        session = codec.read(request.cookies.get(SESSION_COOKIE), now=now)
+        if session is not None:
+            # end it on the server too: a copy of the cookie (another tab, a stolen one) stops working
+            until = datetime.fromtimestamp(session.expires, tz=UTC)
+            await pm.write(seen.claim, kind=LOGOUT, key=session.sid, expires_at=until, now=now)
+            await pm.write(audit_repo.append, at=now, kind="ui.signed_out", actor=session.name, data={})
         response = RedirectResponse("/login", status_code=303)
         response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
         response.delete_cookie(CSRF_COOKIE, path="/", httponly=True, samesite="strict")

@@ -298,6 +298,8 @@ def _client(url: str) -> httpx.Client:
 
 
 def _call(url: str, method: str, path: str, **kwargs: Any) -> Any:
+    if method != "GET":
+        kwargs.setdefault("json", {})  # the server takes state changes as JSON only
     with _client(url) as c:
         r = c.request(method, path, **kwargs)
     if r.status_code >= 400:

@@ -7,7 +7,7 @@ import ipaddress
 from datetime import timedelta
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from paramedic.core.routing import Owner, Route
 from paramedic.core.runbooks import Duration, Flap
@@ -54,13 +54,64 @@ class Token(_Strict):
 
 
 class WebhookAuth(_Strict):
+    """The older, shared webhook credentials: they serve every source without an entry of its own in
+    ``auth.webhooks``. ``hmac_secret_env`` checks ``X-Hub-Signature-256``/``X-Paramedic-Signature``
+    and PagerDuty's ``v1=`` signature, both over the body only."""
+
     bearer_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
     hmac_secret_env: str | None = None
+    hmac_secret: SecretStr | None = Field(default=None, exclude=True, repr=False)  # filled by engine.settings
+
+
+WebhookSource = Literal["alertmanager", "grafana", "pagerduty", "generic", "changes"]
+
+
+class WebhookCredential(_Strict):
+    """One way one source authenticates. A source may have several (two PagerDuty subscriptions,
+    each with its own secret; a rotation); a request passes when any of them holds.
+
+    ``scheme``: ``bearer`` (``Authorization: Bearer``), ``basic`` (``username`` and password),
+    ``standard`` (Standard Webhooks), ``pagerduty`` (``X-PagerDuty-Signature``), ``github``
+    (``X-Hub-Signature-256: sha256=``), ``grafana`` (``X-Grafana-Alerting-Signature``, with
+    ``timestamp_header`` when the contact point sets one). The secret (HMAC key, token or password)
+    is named, never written here: ``secret_env`` (an environment variable) or ``secret_file`` (a
+    file, e.g. a mounted Kubernetes Secret), read once when the config loads; a bearer token or a
+    Basic password may instead be given as its ``sha256``.
+    """
+
+    source: WebhookSource
+    scheme: Literal["bearer", "basic", "standard", "pagerduty", "github", "grafana"]
+    secret_env: str | None = None
+    secret_file: str | None = None
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    username: str | None = None
+    header: str = "X-Grafana-Alerting-Signature"
+    timestamp_header: str | None = None
+    tolerance: Duration = timedelta(minutes=5)
+    secret: SecretStr | None = Field(default=None, exclude=True, repr=False)  # filled by engine.settings
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> WebhookCredential:
+        named = [k for k in ("secret_env", "secret_file", "sha256") if getattr(self, k)]
+        if len(named) != 1:
+            raise ValueError(
+                f"a {self.scheme} credential for {self.source} takes exactly one of secret_env, secret_file"
+                + (" or sha256" if self.scheme in ("bearer", "basic") else "")
+                + f", not {', '.join(named) or 'none'}"
+            )
+        if self.sha256 and self.scheme not in ("bearer", "basic"):
+            raise ValueError(
+                f"a {self.scheme} signature needs the secret itself (secret_env or secret_file), not sha256"
+            )
+        if (self.scheme == "basic") != (self.username is not None):
+            raise ValueError("username goes with scheme basic, and scheme basic needs a username")
+        return self
 
 
 class Auth(_Strict):
     tokens: list[Token] = Field(default_factory=list)
     webhook: WebhookAuth | None = None
+    webhooks: list[WebhookCredential] = Field(default_factory=list)
     session_secret_env: str | None = None
 
 

@@ -43,7 +43,7 @@ from paramedic.engine.clock import Clock, utcnow
 from paramedic.engine.metrics import METRICS
 from paramedic.engine.notifier import Notifier, SettingsTickets
 from paramedic.engine.runner import RunContext, Runner
-from paramedic.engine.settings import format_errors, read_audit_key
+from paramedic.engine.settings import format_errors, read_audit_key, resolve_secrets
 from paramedic.engine.silences import Silencer
 from paramedic.ingest import probes as probe_mod
 from paramedic.ingest.common import Batch
@@ -101,6 +101,7 @@ class Paramedic:
         registry: ExecutorRegistry | None = None,
         upgrade: bool = True,
     ) -> Paramedic:
+        config = resolve_secrets(config)  # a Config built in code (tests, the demo) names them too
         registry = registry or build_registry(config.executors)
         loaded = rb_loader.load(config.runbooks, registry, lint=False)
         if loaded.errors:

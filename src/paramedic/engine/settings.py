@@ -1,4 +1,5 @@
-"""Load ``paramedic.yaml`` and apply ``PARAMEDIC_*`` overrides: the only reader of the environment.
+"""Load ``paramedic.yaml``, apply ``PARAMEDIC_*`` overrides and read the secrets the config names
+(``resolve_secrets``): the only reader of the environment.
 
 ``PARAMEDIC_DATABASE=postgresql+psycopg://…`` overrides ``database``; nested keys use double
 underscores (``PARAMEDIC_AUTOMATION__PAUSED=true``). Values are parsed as YAML scalars.
@@ -12,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from paramedic.core.audit import AuditKey
 from paramedic.core.config import Config
@@ -104,9 +105,10 @@ def load_config(
     if overrides:
         data = _merge(data, overrides)
     try:
-        return Config.model_validate(data)
+        config = Config.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(format_errors(exc, where)) from None
+    return resolve_secrets(config, env)
 
 
 def _relative_audit_paths(data: dict[str, Any], base: Path) -> None:
@@ -146,3 +148,45 @@ def read_audit_key(
         return AuditKey(secret)
     except ValueError as exc:
         raise ConfigError(f"{where}: {exc}; create one with `paramedic audit keygen FILE`") from None
+
+
+def _read_secret(*, env_name: str | None, file_name: str | None, env: Mapping[str, str], where: str) -> str:
+    if env_name:
+        value = env.get(env_name, "")
+        if not value:
+            raise ConfigError(f"{where}: secret_env names {env_name}, which is not set or empty; export it")
+        return value
+    if file_name:
+        try:
+            value = Path(file_name).read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"{where}: secret_file {file_name} cannot be read: {exc.strerror}") from None
+        if not value:
+            raise ConfigError(f"{where}: secret_file {file_name} is empty")
+        return value
+    return ""
+
+
+def resolve_secrets(config: Config, env: Mapping[str, str] | None = None) -> Config:
+    """The config with every webhook secret it names (``*_env``, ``secret_file``) read, once, now.
+
+    The request path never reads the environment; a secret that is named and missing is a
+    ``ConfigError`` at start-up, not a 401 for every delivery later. Idempotent."""
+    env = os.environ if env is None else env
+    if config.auth is None:
+        return config
+    auth = config.auth
+    creds = []
+    for i, cred in enumerate(auth.webhooks):
+        if cred.secret is None and (cred.secret_env or cred.secret_file):
+            value = _read_secret(
+                env_name=cred.secret_env, file_name=cred.secret_file, env=env, where=f"auth.webhooks[{i}]"
+            )
+            cred = cred.model_copy(update={"secret": SecretStr(value)})
+        creds.append(cred)
+    legacy = auth.webhook
+    if legacy is not None and legacy.hmac_secret is None and legacy.hmac_secret_env:
+        value = env.get(legacy.hmac_secret_env, "")
+        # kept lenient as before: an unset variable disables the shared HMAC (the other ways still work)
+        legacy = legacy.model_copy(update={"hmac_secret": SecretStr(value) if value else None})
+    return config.model_copy(update={"auth": auth.model_copy(update={"webhooks": creds, "webhook": legacy})})

@@ -330,3 +330,15 @@ changes = Table(
     Column("data", JSON, nullable=False),
     Index("ix_changes_service_at", "service", "at"),
 )
+
+# Keys remembered for a while, across restarts and replicas: webhook delivery ids inside their
+# replay window (kind "webhook"), UI sessions ended by a logout until they would have expired
+# (kind "logout"). A row past ``expires_at`` means nothing and is deleted on the next write.
+seen_keys = Table(
+    "seen_keys",
+    metadata,
+    Column("kind", String(32), primary_key=True),
+    Column("key", String(256), primary_key=True),
+    Column("expires_at", TS, nullable=False),
+    Index("ix_seen_keys_expires", "expires_at"),
+)
