@@ -14,6 +14,8 @@ The retry meaning lives in the type, so the engine never guesses from a message.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 
 class ParamedicError(Exception):
     """Base of every error paramedic raises on purpose."""
@@ -56,9 +58,14 @@ class ActionError(ParamedicError):
 
 
 class RetryableError(ActionError):
-    """A transient failure: the same action may succeed if tried again."""
+    """A transient failure: the same action may succeed if tried again. ``retry_after`` is how long
+    the other side asked to be left alone (HTTP ``Retry-After``, a rate limit's reset), if it said."""
 
     retryable = True
+
+    def __init__(self, message: str, *, reason: str = "failed", retry_after: timedelta | None = None) -> None:
+        super().__init__(message, reason=reason)
+        self.retry_after = retry_after
 
 
 class PermanentError(ActionError):

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import and_, select, update
 
-from paramedic.core.errors import ActionError, StoreUnavailable
+from paramedic.core.errors import ActionError, RetryableError, StoreUnavailable
 from paramedic.engine import summary
 from paramedic.engine.clock import Clock
 from paramedic.engine.enrichment import image_path
@@ -167,7 +167,7 @@ class Notifier:
 
     async def _deliver(self, item: outbox.OutboxItem) -> None:
         sink = self.sinks.get(item.sink)
-        error, retry = "", True
+        error, retry, wait = "", True, None
         if sink is None:
             error, retry = f"sink {item.sink!r} is not configured", False
         else:
@@ -179,13 +179,15 @@ class Notifier:
                 await sink.send(prepared)
             except StoreUnavailable:
                 raise
+            except RetryableError as exc:
+                error, wait = str(exc), exc.retry_after
             except ActionError as exc:
                 error, retry = str(exc), exc.retryable
             except Exception as exc:  # a sink bug must not stop the outbox; the row records it
                 log.exception("sink %s failed on %s", item.sink, item.dedup_key)
                 error = f"{type(exc).__name__}: {exc}"
         done = self.clock()
-        await asyncio.to_thread(self._mark, item, error=error, retry=retry, done=done)
+        await asyncio.to_thread(self._mark, item, error=error, retry=retry, done=done, wait=wait)
         METRICS.notifications.labels(sink=item.sink, result="sent" if not error else "failed").inc()
         if error:
             log.warning("notification %s via %s failed: %s", item.dedup_key, item.sink, error)
@@ -195,13 +197,16 @@ class Notifier:
         with self.db.write(serial=False) as conn:
             conn.execute(update(outbox_table).where(outbox_table.c.id == item_id).values(lease_until=until))
 
-    def _mark(self, item: outbox.OutboxItem, *, error: str, retry: bool, done: datetime) -> None:
+    def _mark(
+        self, item: outbox.OutboxItem, *, error: str, retry: bool, done: datetime, wait: timedelta | None = None
+    ) -> None:
         with self.db.write(serial=False) as conn:
             if not error:
                 outbox.mark_sent(conn, item.id, now=done)
                 return
             again = retry and item.attempts + 1 < MAX_ATTEMPTS
-            delay = timedelta(seconds=min(300, 2**item.attempts))
+            # the provider's Retry-After, when it gave one, wins over our own backoff if longer
+            delay = max(timedelta(seconds=min(300, 2**item.attempts)), wait or timedelta(0))
             outbox.mark_failed(conn, item.id, now=done, error=error, retry_at=done + delay if again else None)
 
     def _release(self) -> None:
