@@ -350,11 +350,12 @@ def create_app(pm: Paramedic, *, manage_lifecycle: bool = True) -> FastAPI:
     async def openapi(_: Principal = Depends(viewer)) -> JSONResponse:
         return JSONResponse(app.openapi())
 
-    from paramedic.api import changes, lifecycle, reload, sources, ui
+    from paramedic.api import changes, lifecycle, reload, slack, sources, ui
 
     changes.mount(app, pm)
     lifecycle.mount(app, pm)
     reload.mount(app, pm)
+    slack.mount(app, pm)
     sources.mount(app, pm)
     ui.mount(app, pm)
     return app

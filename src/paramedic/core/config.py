@@ -164,6 +164,22 @@ class AuditSettings(_Strict):
         return self
 
 
+class SlackUser(_Strict):
+    """The paramedic identity a Slack user acts as, and its role."""
+
+    name: str = Field(min_length=1, max_length=128)
+    role: Role
+
+
+class SlackApprovals(_Strict):
+    """Approve and deny from Slack's interactive messages (``api.slack``). Requests must carry
+    Slack's v0 signature made with the app's signing secret, within ``window`` of now."""
+
+    signing_secret_env: str = Field(min_length=1, description="the variable holding the app's signing secret")
+    users: dict[str, SlackUser] = Field(default_factory=dict, description="Slack user id → paramedic identity")
+    window: Duration = timedelta(minutes=5)
+
+
 class Config(_Strict):
     listen: str = "127.0.0.1:8080"
     database: str = "sqlite:///paramedic.db"
@@ -184,6 +200,7 @@ class Config(_Strict):
     instance_name: str = ""
     silences: Silences | None = None
     owners: dict[str, Owner] = Field(default_factory=dict)  # team → contact and the services it owns
+    slack: SlackApprovals | None = None  # approve from Slack: signing secret and user mapping
     route: Route | None = None  # which sinks hear of what (Alertmanager's routing tree); none: every sink
 
     @field_validator("listen")

@@ -402,6 +402,9 @@ class Enricher:
                     data={
                         "reason": "a runbook waits for a human to approve its plan: "
                         + ", ".join(f"{r.runbook} (run {r.id})" for r in waiting),
+                        "approvals": [
+                            {"run_id": r.id, "runbook": r.runbook, "plan_digest": r.plan_digest} for r in waiting
+                        ],
                     },
                 )
 

@@ -18,6 +18,7 @@ permanent, ``429`` and ``5xx`` are retried.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -46,6 +47,7 @@ class SlackConfig(BaseModel):
     username: str = ""
     icon_emoji: str = ""
     events: tuple[str, ...] = ()
+    interactive: bool = False  # Approve / Deny buttons on approval_needed (needs `slack:` in the config)
 
 
 class SlackSink:
@@ -83,6 +85,8 @@ class SlackSink:
                     "title": {"type": "plain_text", "text": "Metrics around the alert", "emoji": True},
                 }
             )
+        if self.cfg.interactive and note.event == "approval_needed":
+            blocks.extend(approval_buttons(note))
         incident_url = absolute(self.cfg.public_url, note.incident_path)
         context = f"paramedic · {note.event}" + (
             f" · <{incident_url}|incident #{note.incident_id}>" if incident_url else ""
@@ -96,6 +100,49 @@ class SlackSink:
         }
         message.update({k: v for k, v in extras.items() if v})
         return message
+
+
+APPROVE, DENY = "paramedic.approve", "paramedic.deny"
+
+
+def approval_buttons(note: Notification) -> list[dict[str, Any]]:
+    """One actions block per waiting run: Approve and Deny, each carrying the incident, the run and
+    the plan digest it shows, so a click on a plan that changed since is refused (``api.slack``)."""
+    blocks = []
+    for a in list(note.data.get("approvals", []))[:10]:
+        value = json.dumps(
+            {"incident_id": note.incident_id, "run_id": a["run_id"], "plan_digest": a["plan_digest"]},
+            separators=(",", ":"),
+        )
+        blocks.append(
+            {
+                "type": "actions",
+                "block_id": f"paramedic-run-{a['run_id']}",
+                "elements": [
+                    {
+                        "type": "button",
+                        "action_id": APPROVE,
+                        "style": "primary",
+                        "text": {"type": "plain_text", "text": f"Approve run {a['run_id']}"},
+                        "value": value,
+                    },
+                    {
+                        "type": "button",
+                        "action_id": DENY,
+                        "style": "danger",
+                        "text": {"type": "plain_text", "text": "Deny"},
+                        "value": value,
+                        "confirm": {
+                            "title": {"type": "plain_text", "text": "Deny this action?"},
+                            "text": {"type": "plain_text", "text": "The incident is escalated to a human."},
+                            "confirm": {"type": "plain_text", "text": "Deny"},
+                            "deny": {"type": "plain_text", "text": "Cancel"},
+                        },
+                    },
+                ],
+            }
+        )
+    return blocks
 
 
 def _clip(text: str, limit: int) -> str:
