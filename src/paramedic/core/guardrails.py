@@ -57,6 +57,7 @@ class Refusal(StrEnum):
     NOT_FIRING_LONG_ENOUGH = "not_firing_long_enough"
     FLAPPING = "flapping"
     STALE = "stale"
+    MISSING_TELEMETRY = "missing_telemetry"
     RESOLVED = "resolved"  # the alert resolved: its pending actions are cancelled
     RATE_LIMITED = "rate_limited"
     BLAST_RADIUS = "blast_radius"
@@ -130,6 +131,16 @@ class AlertFacts:
         return min(self.starts_at, self.first_seen_at)
 
 
+@dataclass(frozen=True, slots=True)
+class TelemetryFact:
+    """Whether one ``require.telemetry`` query returned data just before the decision. Absent is
+    never zero: an empty result, or a Prometheus that did not answer, is missing data."""
+
+    query: str
+    has_data: bool
+    detail: str = ""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TargetFacts:
     """Targets of the blast-radius scope. An empty ``known`` means unknown: always a refusal."""
@@ -156,9 +167,11 @@ class GuardrailInput:
     recent_actions: Sequence[ActionRecord] = ()
     targets: TargetFacts = TargetFacts()
     breaker: BreakerState | None = None
+    telemetry: Sequence[TelemetryFact] = ()  # one per rendered require.telemetry query
 
     def __post_init__(self) -> None:
         _aware(self.now, "GuardrailInput.now")
+        object.__setattr__(self, "telemetry", tuple(self.telemetry))
         object.__setattr__(self, "labels", _frozen(self.labels))
         object.__setattr__(self, "freeze", tuple(self.freeze))
         object.__setattr__(self, "recent_actions", tuple(self.recent_actions))
@@ -351,12 +364,27 @@ def check_data_quality(inp: GuardrailInput) -> Verdict:
             f"require.firing_for is {_span(req.firing_for)}; allowed at {_at(ready, now)}",
             ready,
         )
+    if req.telemetry:
+        missing = [t for t in inp.telemetry if not t.has_data]
+        if not inp.telemetry or missing:
+            what = (
+                "; ".join(f"{t.query} ({t.detail or 'no data'})" for t in missing)
+                if inp.telemetry
+                else "the queries were not run"
+            )
+            return _refuse(
+                dq,
+                Refusal.MISSING_TELEMETRY,
+                f"data quality: missing telemetry — {what}; paramedic does not act blind "
+                "(absent data is never read as 0)",
+            )
     max_age = f", under max_age {_span(req.max_age)}" if req.max_age is not None else ""
     return _allow(
         dq,
         f"data quality: firing for {format_duration(age)} (needs {_span(req.firing_for)}"
         f"{max_age}); {len(recent)} earlier episodes in {_span(flap.window)} "
-        f"(flapping above {flap.max})",
+        f"(flapping above {flap.max})"
+        + (f"; {len(inp.telemetry)} telemetry queries returned data" if req.telemetry else ""),
     )
 
 

@@ -39,11 +39,14 @@ class Plan:
     verify: Mapping[str, Any] | None
     on_failure: OnFailure
     enrich: tuple[Mapping[str, Any], ...] = field(default=())
+    telemetry: tuple[str, ...] = ()  # rendered require.telemetry queries
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["mode"] = str(self.mode)
         data["on_failure"] = str(self.on_failure)
+        if not self.telemetry:  # plans without it keep the digest they always had
+            del data["telemetry"]
         return data
 
     @classmethod
@@ -58,6 +61,7 @@ class Plan:
             verify=data["verify"],
             on_failure=OnFailure(data["on_failure"]),
             enrich=tuple(data.get("enrich", ())),
+            telemetry=tuple(data.get("telemetry", ())),
         )
 
     @property
@@ -97,6 +101,7 @@ def build_plan(runbook: Runbook, alert: Alert, *, mode: Mode | None = None) -> P
         raw = _seconds(runbook.verify.model_dump(exclude_none=True))
         verify = r.render(raw)
     enrich = tuple(r.render(dict(e)) for e in runbook.enrich)
+    telemetry = tuple(r.render_str(q) for q in runbook.require.telemetry)
     return Plan(
         runbook=runbook.name,
         mode=mode or runbook.mode,
@@ -107,4 +112,5 @@ def build_plan(runbook: Runbook, alert: Alert, *, mode: Mode | None = None) -> P
         verify=verify,
         on_failure=runbook.on_failure,
         enrich=enrich,
+        telemetry=telemetry,
     )

@@ -116,6 +116,9 @@ class Require(_Strict):
     firing_for: Duration = timedelta(0)
     max_age: Duration | None = None
     flap: Flap | None = None
+    # PromQL queries (templated) that must return data before paramedic acts: the telemetry the
+    # runbook's verification and judgement rely on. Missing data refuses with missing_telemetry.
+    telemetry: list[str] = Field(default_factory=list)
 
 
 class Promote(_Strict):
@@ -174,6 +177,9 @@ class PrometheusVerify(_Strict):
     url: str = ""
     compare: Literal["none", "not_worse"] = "none"
     worse_factor: float = Field(default=1.5, gt=0)
+    # Values at or under this are never "worse", whatever the baseline: a baseline of 0 would
+    # otherwise make any value worse.
+    worse_floor: float | None = Field(default=None, ge=0)
 
 
 class Verify(_Strict):

@@ -107,6 +107,7 @@ def gather(
     alert: g.AlertFacts,
     now: datetime,
     policy: Policy,
+    telemetry: Sequence[g.TelemetryFact] = (),
 ) -> g.GuardrailInput:
     gr = runbook.guardrails
     targets = g.TargetFacts()
@@ -129,6 +130,7 @@ def gather(
         recent_actions=_records(conn, now - g.action_lookback(gr)),
         targets=targets,
         breaker=load_breaker(conn, runbook.name, key) if key is not None else None,
+        telemetry=telemetry,
     )
 
 
@@ -142,8 +144,10 @@ def reserve(
     idempotent: bool,
     now: datetime,
     policy: Policy,
+    telemetry: Sequence[g.TelemetryFact] = (),
 ) -> g.Decision:
-    """Decide and, if allowed, record the action as in flight and the step as started."""
+    """Decide and, if allowed, record the action as in flight and the step as started.
+    ``telemetry``: what the runbook's ``require.telemetry`` queries returned just before."""
     incident = inc_repo.get(conn, run.incident_id)
     assert incident is not None
     labels = incident.labels
@@ -169,6 +173,7 @@ def reserve(
             alert=alert_facts(incident, conn, lookback),
             now=now,
             policy=policy,
+            telemetry=telemetry,
         )
     )
     if (

@@ -21,6 +21,7 @@ import httpx
 
 from paramedic.actions.registry import ExecutorRegistry
 from paramedic.core.errors import ActionError, PermanentError, RetryableError, StoreUnavailable
+from paramedic.core.guardrails import TelemetryFact
 from paramedic.core.plan import Plan, PlannedStep
 from paramedic.core.runbooks import OnFailure, Runbook
 from paramedic.engine import guard
@@ -218,6 +219,22 @@ class Runner:
             baseline=self.baseline,
         )
 
+    async def _telemetry(self) -> tuple[TelemetryFact, ...]:
+        """Ask Prometheus each ``require.telemetry`` query of the plan, just before deciding."""
+        facts = []
+        url = self.ctx.prometheus_url
+        for query in self.plan.telemetry:
+            if not url:
+                facts.append(TelemetryFact(query, False, "no Prometheus: set prometheus_url in the config"))
+                continue
+            try:
+                value = await prometheus_value(self.ctx.http, url, query)
+            except (httpx.HTTPError, ValueError, KeyError) as exc:
+                facts.append(TelemetryFact(query, False, f"Prometheus did not answer: {type(exc).__name__}: {exc}"))
+                continue
+            facts.append(TelemetryFact(query, value is not None, "" if value is not None else "no data"))
+        return tuple(facts)
+
     async def _measure_baseline(self) -> None:
         """Before the first action: the value a 'not worse' verification compares against."""
         query = baseline_query(self.plan.verify)
@@ -225,7 +242,8 @@ class Runner:
             return
         url = str(self.plan.verify["prometheus"].get("url") or self.ctx.prometheus_url) if self.plan.verify else ""
         try:
-            self.baseline = await prometheus_value(self.ctx.http, url, query) or 0.0
+            # Absent is never zero: no data leaves the baseline unknown, and the verification with it.
+            self.baseline = await prometheus_value(self.ctx.http, url, query)
         except (httpx.HTTPError, ValueError, KeyError) as exc:
             log.warning("run %s: no baseline for %r: %s", self.run.id, query, exc)
             return
@@ -267,6 +285,7 @@ class Runner:
             idempotent=idem,
             now=now,
             policy=self.ctx.policy,
+            telemetry=await self._telemetry(),
         )
         refusal = decision.refusal
         if refusal is not None:

@@ -20,6 +20,7 @@ class VerifyResult:
     ok: bool
     detail: str
     worse: bool = False  # the action made things measurably worse
+    unknown: bool = False  # the telemetry to judge by was absent: a failure for trust, never a success
 
 
 async def _poll(check: Callable[[], Awaitable[tuple[bool, str]]], *, within: float, every: float) -> VerifyResult:
@@ -132,13 +133,21 @@ async def _verify_prometheus(
     url = p.url or default_url
     if not url:
         return VerifyResult(False, "no Prometheus to ask: set verify.prometheus.url or prometheus_url in the config")
-    if p.compare == "not_worse" and baseline is not None:
+    if p.compare == "not_worse":
+        if baseline is None:
+            return VerifyResult(
+                False,
+                f"unknown: {p.query} had no value before the action (absent, or Prometheus did not"
+                " answer), so 'not worse' cannot be judged; absent is never read as 0",
+                unknown=True,
+            )
         return await _watch_not_worse(
             p.query,
             client=client,
             url=url,
             baseline=baseline,
             factor=p.worse_factor,
+            floor=p.worse_floor,
             within=within,
             every=p.every.total_seconds(),
         )
@@ -154,18 +163,32 @@ async def _verify_prometheus(
 
 
 async def _watch_not_worse(
-    query: str, *, client: httpx.AsyncClient, url: str, baseline: float, factor: float, within: float, every: float
+    query: str,
+    *,
+    client: httpx.AsyncClient,
+    url: str,
+    baseline: float,
+    factor: float,
+    floor: float | None,
+    within: float,
+    every: float,
 ) -> VerifyResult:
     """Watch the metric for the whole window (a rate needs time to show the action's effect):
-    fail as soon as it exceeds ``factor`` times its value before the action, pass at the end."""
+    fail as soon as it exceeds ``factor`` times its value before the action (and ``floor``, under
+    which nothing is worse), pass at the end. A series that vanishes is unknown, not 0."""
     deadline = time.monotonic() + within
     last: float | None = None
     while True:
         try:
-            last = await prometheus_value(client, url, query) or 0.0
+            value = await prometheus_value(client, url, query)
         except (httpx.HTTPError, ValueError, KeyError) as exc:
-            return VerifyResult(False, f"Prometheus query failed: {exc}")
-        if last > baseline * factor and last > baseline:
+            return VerifyResult(False, f"Prometheus query failed: {exc}", unknown=True)
+        if value is None:
+            return VerifyResult(
+                False, f"unknown: {query} returned no data after the action (absent is never read as 0)", unknown=True
+            )
+        last = value
+        if last > baseline * factor and last > baseline and (floor is None or last > floor):
             return VerifyResult(
                 False,
                 f"worse after the action: {query} went from {baseline:g} to {last:g} (more than {factor:g}x)",
