@@ -61,6 +61,9 @@ __all__ = [
 ]
 
 
+PLAN_CACHE = 100_000
+
+
 class Kind(StrEnum):
     """What happened to one (episode, runbook) pair."""
 
@@ -199,6 +202,23 @@ class Backtest:
         self.books = list(books)
         self.set = loader.RunbookSet(books)
         self.registry = registry or build_registry({})
+        self._plans: dict[tuple[object, ...], Plan] = {}  # a TemplateError is not cached: raised again
+        self._reads_alert: dict[str, bool] = {}
+
+    def plan(self, rb: Runbook, ep: Episode) -> Plan:
+        """``build_plan``, rendered once per runbook and label set when its templates read only
+        labels and annotations (a month of history repeats the same alerts many times)."""
+        if rb.name not in self._reads_alert:
+            self._reads_alert[rb.name] = "alert." in rb.model_dump_json()
+        if self._reads_alert[rb.name]:
+            return build_plan(rb, ep.alert())
+        key = (rb.name, tuple(sorted(ep.labels.items())), tuple(sorted(ep.annotations.items())))
+        plan = self._plans.get(key)
+        if plan is None:
+            if len(self._plans) > PLAN_CACHE:
+                self._plans.clear()
+            plan = self._plans[key] = build_plan(rb, ep.alert())
+        return plan
 
     @classmethod
     def load(cls, paths: Sequence[str | Path]) -> Backtest:
@@ -237,6 +257,7 @@ class _Simulation:
         self.ledger: list[g.ActionRecord] = []
         self.ledger_starts: list[datetime] = []
         self.in_flight: set[int] = set()
+        self.by: dict[tuple[str, str], list[int]] = {}  # (target|service|runbook|label:service, value) → rows
         self.breakers: dict[tuple[str, str], brk.BreakerState] = {}
         self.targets: dict[str, dict[str, bool]] = {k: dict.fromkeys(v, True) for k, v in settings.targets.items()}
         self.starts: dict[tuple[str, str], list[datetime]] = {}
@@ -279,7 +300,7 @@ class _Simulation:
                 if isinstance(rb, dsl.PythonRunbook):
                     plan = await dsl.plan_for(rb, alert, now=now, registry=self.bt.registry)
                 else:
-                    plan = build_plan(rb, alert)
+                    plan = self.bt.plan(rb, ep)
             except TemplateError as exc:
                 self.decide_plan_error(ep, rb, now, code=exc.param or "template", reason=str(exc))
                 continue
@@ -329,11 +350,44 @@ class _Simulation:
                 known[p.plan.target] = healthy
 
     # ---- the guardrails ------------------------------------------------------------------------
+    def recent_actions(
+        self, rb: Runbook, plan: Plan, labels: Mapping[str, str], since: datetime
+    ) -> list[g.ActionRecord]:
+        """The ledger rows ``engine.guard`` would load (started since ``since``, or in flight),
+        narrowed to those this runbook's checks can count — from any runbook, as the engine
+        counts them. An index per target, service and runbook keeps a month's replay linear."""
+        gr = rb.guardrails
+        lists: list[list[int]] = []
+        everything = False
+        if gr.rate_limit is not None:
+            scope = gr.rate_limit.scope
+            if scope == "global":
+                everything = True
+            else:
+                value = {"target": plan.target, "service": plan.service, "runbook": rb.name}[scope]
+                lists.append(self.by.get((scope, value), []))
+        if gr.blast_radius is not None:
+            if "service" in gr.blast_radius.scope:
+                lists.append(self.by.get(("label:service", labels.get("service", "")), []))
+            else:
+                everything = True
+        if everything:
+            first = bisect_left(self.ledger_starts, since)
+            return self.ledger[first:] + [self.ledger[i] for i in sorted(self.in_flight) if i < first]
+        picked: set[int] = set()
+        for indices in lists:
+            for i in reversed(indices):
+                if self.ledger_starts[i] < since:
+                    break
+                picked.add(i)
+        for i in self.in_flight:  # in flight whatever their age: few
+            if self.ledger_starts[i] < since and any(i in indices for indices in lists):
+                picked.add(i)
+        return [self.ledger[i] for i in sorted(picked)]
+
     def facts(self, ep: Episode, p: _Planned, now: datetime) -> g.GuardrailInput:
         rb, gr = p.runbook, p.runbook.guardrails
-        since = now - g.action_lookback(gr)
-        first = bisect_left(self.ledger_starts, since)
-        recent = self.ledger[first:] + [self.ledger[i] for i in sorted(self.in_flight) if i < first]
+        recent = self.recent_actions(rb, p.plan, ep.labels, now - g.action_lookback(gr))
         lookback = now - g.episode_lookback(rb.require, self.settings.default_flap)
         earlier = [t for t in self.starts.get((ep.source, ep.fingerprint), ()) if lookback <= t < ep.starts_at]
         targets = g.TargetFacts()
@@ -388,6 +442,9 @@ class _Simulation:
         self.ledger.append(record)
         self.ledger_starts.append(now)
         self.in_flight.add(index)
+        for key in (("target", record.target), ("service", record.service), ("runbook", record.runbook)):
+            self.by.setdefault(key, []).append(index)
+        self.by.setdefault(("label:service", record.labels.get("service", "")), []).append(index)
         result = self.settings.outcome(rb, p.plan, ep, now)
         finished = max(result.finished_at, now)
         self.decisions.append(
