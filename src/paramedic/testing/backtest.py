@@ -442,9 +442,13 @@ class _Simulation:
         self.ledger.append(record)
         self.ledger_starts.append(now)
         self.in_flight.add(index)
-        for key in (("target", record.target), ("service", record.service), ("runbook", record.runbook)):
-            self.by.setdefault(key, []).append(index)
-        self.by.setdefault(("label:service", record.labels.get("service", "")), []).append(index)
+        for kind, value in (
+            ("target", record.target),
+            ("service", record.service),
+            ("runbook", record.runbook),
+            ("label:service", record.labels.get("service", "")),
+        ):
+            self.by.setdefault((kind, value), []).append(index)
         result = self.settings.outcome(rb, p.plan, ep, now)
         finished = max(result.finished_at, now)
         self.decisions.append(
