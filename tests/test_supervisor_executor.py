@@ -241,6 +241,29 @@ def test_scale_down_by_step(harness: SupervisorHarness, ex: SupervisorExecutor) 
 
 
 @pytest.mark.integration
+def test_scaling_down_and_back_up_leaves_the_processes_that_stay_running(
+    harness: SupervisorHarness, ex: SupervisorExecutor
+) -> None:
+    """The way back from an overload: 3 → 2 parks web-3, 2 → 3 starts it again; web-1 and web-2
+    keep their pids throughout (supervisord cannot resize a group in place, so paramedic does not
+    ask it to)."""
+    pids = {n: _info(harness, f"web:web-{n}")["pid"] for n in (1, 2)}
+    preview = _run(ex.describe(_req("scale", group="web", desired=2)))
+    assert preview.endswith("stop web:web-3 (in place: the other processes keep running)")
+    assert _run(ex.execute(_req("scale", group="web", desired=2))).summary == "scaled web 3 → 2"
+    assert _info(harness, "web:web-3")["statename"] == "STOPPED"
+    assert "numprocs=2" in harness.include_file.read_text().splitlines()
+    assert _run(ex.known_targets({"group": "web"})) == ["web:web-1", "web:web-2"]
+    assert _run(ex.read_state(_req("scale", group="web"))).detail == "2/2 RUNNING"
+    assert not _run(ex.execute(_req("scale", group="web", desired=2))).changed
+
+    assert _run(ex.execute(_req("scale", group="web", desired=3))).summary == "scaled web 2 → 3"
+    assert _info(harness, "web:web-3")["statename"] == "RUNNING"
+    assert {n: _info(harness, f"web:web-{n}")["pid"] for n in (1, 2)} == pids
+    assert _run(ex.read_state(_req("scale", group="web"))).detail == "3/3 RUNNING"
+
+
+@pytest.mark.integration
 def test_repeating_a_step_of_the_same_run_does_not_step_twice(
     harness: SupervisorHarness, ex: SupervisorExecutor
 ) -> None:

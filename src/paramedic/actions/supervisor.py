@@ -4,11 +4,15 @@ Calls go through the standard library's ``xmlrpc.client`` in a worker thread (``
 with a socket timeout, to ``http://host:port/RPC2`` or ``unix:///path/to.sock``. Names are checked
 against supervisord's own vocabulary before anything is sent, and no shell is ever involved.
 
-``scale`` rewrites ``numprocs=`` in the group's include file (``include_dir/<group>.conf``) and then
-applies it the way ``supervisorctl update <group>`` does: ``reloadConfig``, then stop, remove and
-re-add the group, then start it. supervisord cannot resize a group in place, so the group's running
-processes restart; ``describe`` says so. A relative ``step`` records ``run_id#step`` in the file,
-so re-running the same step after a crash does not step twice.
+``scale`` rewrites ``numprocs=`` in the group's include file (``include_dir/<group>.conf``). The
+group's members are its first ``numprocs`` processes (in number order). Within the processes
+supervisord already has for the group, a resize happens in place: scaling down stops the extra
+processes (parked: supervisord keeps them, stopped), scaling back up starts parked ones again, and
+the processes that stay are never touched. Only growing past what supervisord has loaded needs
+supervisord's config applied the way ``supervisorctl update <group>`` does — ``reloadConfig``, then
+stop, remove and re-add the group, then start it — which restarts its processes; ``describe`` says
+which it will be. A relative ``step`` records ``run_id#step`` in the file, so re-running the same
+step after a crash does not step twice.
 
 Fault translation: BAD_NAME → ``PermanentError(reason="not_found")``; ALREADY_STARTED / NOT_RUNNING
 are success for start / stop; refused connections → ``RetryableError(reason="unreachable")``;
@@ -43,6 +47,7 @@ BAD_NAME, SHUTDOWN_STATE, SPAWN_ERROR, ABNORMAL_TERMINATION = 10, 6, 50, 40
 NO_FILE, NOT_EXECUTABLE, FAILED, STILL_RUNNING, CANT_REREAD = 20, 21, 30, 91, 92
 ALREADY_STARTED, NOT_RUNNING, SUCCESS, ALREADY_ADDED = 60, 70, 80, 90
 LIVE_STATES = frozenset({"STARTING", "RUNNING", "BACKOFF"})
+PARKED_STATES = frozenset({"STOPPED", "EXITED", "FATAL"})  # a member in one of these is started by a scale up
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@+-]{0,127}")
 _NUMPROCS = re.compile(r"^([ \t]*numprocs[ \t]*[=:][ \t]*)(\d+)(.*)$", re.MULTILINE)
 _MARK = re.compile(r"^; paramedic-scale (\S+) numprocs=(\d+)[ \t]*(\n|$)", re.MULTILINE)
@@ -326,7 +331,7 @@ class SupervisorExecutor:
     async def read_state(self, request: ActionRequest) -> TargetState:
         if "group" in request.args and "program" not in request.args:
             group = check_name(request.args["group"], "group")
-            procs = await self._group(group)
+            procs = await self._members(group)
             running = sum(p.state == "RUNNING" for p in procs)
             return TargetState(
                 group,
@@ -342,8 +347,19 @@ class SupervisorExecutor:
         group = scope.get("group") or scope.get("service")
         if group is None and scope:
             return None  # a scope this executor cannot interpret: unknown, never "all"
-        procs = await self._group(check_name(group, "group") if group else "")
-        return [p.namespec for p in procs]
+        if not group:
+            return [p.namespec for p in await self._group("")]
+        return [p.namespec for p in await self._members(check_name(group, "group"))]
+
+    async def _members(self, group: str) -> list[ProcessInfo]:
+        """The group's processes that its include file says should exist (parked ones are not)."""
+        procs = sorted(await self._group(group), key=lambda p: _natural(p.name))
+        try:
+            _, text = self._include(group)
+        except PermanentError:
+            return procs  # no include file: every loaded process is a member
+        found = _NUMPROCS.search(_split(text, group)[1])
+        return procs[: int(found.group(2)) if found else 1]
 
     # -- scale -------------------------------------------------------------------------------
     def _include(self, group: str) -> tuple[Path, str]:
@@ -363,7 +379,8 @@ class SupervisorExecutor:
         body = _split(text, group)[1]
         found = _NUMPROCS.search(body)
         in_file = int(found.group(2)) if found else 1
-        live = len(await self._group(group))
+        loaded = sorted(await self._group(group), key=lambda p: _natural(p.name))
+        live = min(len(loaded), in_file)
         key = f"{request.run_id}#{request.step}" if request.run_id else ""
         desired, step = args.get("desired"), args.get("step")
         mark = _MARK.search(body)
@@ -371,7 +388,7 @@ class SupervisorExecutor:
             desired, step = int(mark.group(2)), None  # this very step already ran: no second step
         lo, hi = int(args.get("min", 1)), int(args.get("max", 10))
         decision = plan_scale(ScaleRequest(current=live or in_file, minimum=lo, maximum=hi, desired=desired, step=step))
-        return _ScalePlan(group, path, text, in_file, live, decision, key)
+        return _ScalePlan(group, path, text, in_file, live, decision, key, tuple(loaded))
 
     async def _scale(self, request: ActionRequest) -> ActionResult:
         plan = await self._plan(request)
@@ -393,7 +410,9 @@ class SupervisorExecutor:
         return ActionResult(f"scaled {plan.group} {plan.live} → {target}{clamp}", details=details)
 
     def _apply(self, plan: _ScalePlan, timeout: float) -> list[dict[str, Any]]:
-        """Rewrite the include file, then do what ``supervisorctl update <group>`` does."""
+        """Rewrite the include file; then resize in place, or do what ``supervisorctl update`` does."""
+        if plan.in_place:
+            return self._apply_in_place(plan, timeout)
         group = plan.group
         with self._scale_lock:
             tmp = plan.path.with_name(f".{plan.path.name}.{os.getpid()}.tmp")
@@ -421,6 +440,40 @@ class SupervisorExecutor:
                 return list(sv.startProcessGroup(group, True))
 
             return self._rpc_sync(update, group, timeout)
+
+    def _apply_in_place(self, plan: _ScalePlan, timeout: float) -> list[dict[str, Any]]:
+        """Stop the processes beyond the target, start parked ones up to it; touch no other."""
+        target = plan.decision.target
+        with self._scale_lock:
+            tmp = plan.path.with_name(f".{plan.path.name}.{os.getpid()}.tmp")
+            tmp.write_text(_rewrite(plan.text, plan.group, target, plan.key))
+            os.replace(tmp, plan.path)
+
+            def resize(sv: Any) -> list[dict[str, Any]]:
+                for p in plan.loaded[target:]:
+                    if p.state not in PARKED_STATES:
+                        try:
+                            sv.stopProcess(p.namespec, True)
+                        except xmlrpc.client.Fault as exc:
+                            _ignore(exc, NOT_RUNNING)
+                out = []
+                for p in plan.loaded[:target]:
+                    if p.state in PARKED_STATES:
+                        status, text = SUCCESS, "started"
+                        try:
+                            sv.startProcess(p.namespec, True)
+                        except xmlrpc.client.Fault as exc:
+                            status, text = (SUCCESS, "already started") if exc.faultCode == ALREADY_STARTED else (
+                                exc.faultCode, exc.faultString)  # fmt: skip
+                        out.append({"group": p.group, "name": p.name, "status": status, "description": text})
+                return out
+
+            return self._rpc_sync(resize, plan.group, timeout)
+
+
+def _natural(name: str) -> list[Any]:
+    """``web-2`` before ``web-10``: numbers compare as numbers."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
 
 
 def _header(group: str) -> re.Pattern[str]:
@@ -458,16 +511,35 @@ class _ScalePlan:
     live: int
     decision: ScaleDecision
     key: str
+    loaded: tuple[ProcessInfo, ...] = ()  # what supervisord has for the group, in number order
 
     @property
     def changes(self) -> bool:
-        return self.in_file != self.decision.target or self.live != self.decision.target
+        return self.in_file != self.decision.target or self.live != self.decision.target or self._parked_to_start
+
+    @property
+    def _parked_to_start(self) -> bool:
+        return any(p.state in PARKED_STATES for p in self.loaded[: self.decision.target])
+
+    @property
+    def in_place(self) -> bool:
+        """Resizable without restarting anyone: supervisord already has enough processes."""
+        return 0 < self.decision.target <= len(self.loaded)
 
     def describe(self) -> str:
         target, note = self.decision.target, f" ({self.decision.reason})"
         note = note if self.decision.clamped else ""
         if not self.changes:
             return f"group {self.group} is already at {target}{note}; scale would change nothing"
+        if self.in_place:
+            target_ = self.decision.target
+            stop = [p.namespec for p in self.loaded[target_:] if p.state not in PARKED_STATES]
+            start = [p.namespec for p in self.loaded[:target_] if p.state in PARKED_STATES]
+            acts = ([f"stop {', '.join(stop)}"] if stop else []) + ([f"start {', '.join(start)}"] if start else [])
+            return (
+                f"would scale group {self.group} {self.live} → {target}{note}: set numprocs={target} in {self.path}"
+                f"{'; ' + ' and '.join(acts) if acts else ''} (in place: the other processes keep running)"
+            )
         restart = f", which restarts its {self.live} processes" if self.live else ""
         return (
             f"would scale group {self.group} {self.live} → {target}{note}: set numprocs={target} "

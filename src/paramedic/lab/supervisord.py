@@ -274,7 +274,8 @@ class SupervisorHarness:
             conn.close()
 
     def wait_running(self, timeout: float = 20.0) -> None:
-        """Wait until every instance of the group is RUNNING and answers ``/healthz``."""
+        """Wait until every instance of the group is RUNNING and answers ``/healthz`` (processes a
+        scale-down parked, beyond ``numprocs``, are stopped and not waited for)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc is None or self._proc.poll() is not None:
@@ -283,8 +284,9 @@ class SupervisorHarness:
             want = self.instances
             if (
                 states is not None
-                and set(states) == set(want)
-                and all(s == "RUNNING" for s in states.values())
+                and set(want) <= set(states)
+                and all(states[n] == "RUNNING" for n in want)
+                and all(s in ("STOPPED", "EXITED", "FATAL") for n, s in states.items() if n not in want)
                 and all(self._answers(port) for port in want.values())
             ):
                 return
