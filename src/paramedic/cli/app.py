@@ -546,10 +546,25 @@ DB = click.option("--config", "-c", help="config file (for its database)")
 DB_URL = click.option("--database", help="database URL (overrides the config)")
 
 
-def _db(config: str | None, database: str | None) -> Any:
+def _db(config: str | None, database: str | None, *, must_exist: bool = True) -> Any:
+    """The database of the config (or ``--database``). A command that reads refuses an SQLite file
+    that does not exist rather than create an empty one and report on nothing."""
+    from sqlalchemy.engine import make_url
+
+    from paramedic.engine.settings import config_path
     from paramedic.store.db import Database, single_use_engine
 
     cfg = _load_config(config, database=database)
+    if must_exist and cfg.database.startswith("sqlite"):
+        name = make_url(cfg.database).database
+        if name and name != ":memory:" and not Path(name).exists():
+            found = config_path(config)
+            if found is None and database is None:
+                fail(
+                    f"no config here (paramedic.yaml or $PARAMEDIC_CONFIG) and no database {name!r}: run this where"
+                    " paramedic.yaml is, or pass --config FILE or --database URL"
+                )
+            fail(f"the database file {name!r} does not exist; check database: in {found or '--database'}")
     return Database(single_use_engine(cfg.database))
 
 
@@ -615,7 +630,7 @@ def db_upgrade(config: str | None, database: str | None) -> None:
     """Run migrations up to the latest schema (safe to run from several replicas at once)."""
     from paramedic.store import migrate
 
-    handle = _db(config, database)
+    handle = _db(config, database, must_exist=False)
     try:
         migrate.upgrade(handle)
         out.print(f"database at revision {migrate.current(handle)}")

@@ -6,6 +6,7 @@ The payload is typed at the edge and converted once. Alertmanager sends ``endsAt
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, NotRequired, TypedDict
@@ -125,6 +126,8 @@ def _alert(raw: Any, where: str, *, source: str, group_key: str, extra: Mapping[
     annotations = string_map(a.get("annotations", {}), f"{where}.annotations")
     for key, ann in (extra or {}).items():
         value = a.get(key)
+        if isinstance(value, dict):  # Grafana's ``values``: expression results by refId, kept as JSON text
+            value = json.dumps(value, sort_keys=True, separators=(",", ":")) if value else ""
         if value:
             annotations.setdefault(ann, text(value, f"{where}.{key}"))
     ends = a.get("endsAt")

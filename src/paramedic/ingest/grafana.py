@@ -2,10 +2,11 @@
 → ``list[Alert]``.
 
 Grafana sends Alertmanager-shaped alerts plus its own fields: ``values`` (the expression results by
-refId), ``valueString``, ``dashboardURL``, ``panelURL`` and ``silenceURL``. Labels and annotations
-become the alert's; ``dashboardURL``, ``panelURL``, ``silenceURL`` and ``valueString`` are kept as
-annotations (``dashboard_url``, ``panel_url``, ``silence_url``, ``value_string``) unless the rule
-already has annotations of those names. ``endsAt`` of an alert still firing is
+refId), ``valueString``, ``dashboardURL``, ``panelURL``, ``silenceURL`` and ``imageURL`` (the panel
+screenshot, when image rendering is on). Labels and annotations become the alert's; the others are
+kept as annotations (``dashboard_url``, ``panel_url``, ``silence_url``, ``value_string``,
+``image_url``, and ``values`` as compact JSON such as ``{"A":0.12,"B":1}``) unless the rule already
+has annotations of those names, so they reach the incident's timeline and notifications. ``endsAt`` of an alert still firing is
 ``0001-01-01T00:00:00Z``. A group's alerts share ``groupKey``; ``truncatedAlerts`` counts the
 alerts Grafana left out of an oversized group (they arrive in a later notification).
 """
@@ -24,6 +25,8 @@ _EXTRA = {
     "panelURL": "panel_url",
     "silenceURL": "silence_url",
     "valueString": "value_string",
+    "imageURL": "image_url",
+    "values": "values",
 }
 
 
@@ -40,6 +43,7 @@ class GrafanaAlert(TypedDict):
     panelURL: NotRequired[str]
     values: NotRequired[dict[str, float | None] | None]
     valueString: NotRequired[str]
+    imageURL: NotRequired[str]
 
 
 class GrafanaWebhook(TypedDict):
