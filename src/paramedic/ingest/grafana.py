@@ -6,7 +6,8 @@ refId), ``valueString``, ``dashboardURL``, ``panelURL``, ``silenceURL`` and ``im
 screenshot, when image rendering is on). Labels and annotations become the alert's; the others are
 kept as annotations (``dashboard_url``, ``panel_url``, ``silence_url``, ``value_string``,
 ``image_url``, and ``values`` as compact JSON such as ``{"A":0.12,"B":1}``) unless the rule already
-has annotations of those names, so they reach the incident's timeline and notifications. ``endsAt`` of an alert still firing is
+has annotations of those names, so they reach the incident's timeline and notifications.
+``endsAt`` of an alert still firing is
 ``0001-01-01T00:00:00Z``. A group's alerts share ``groupKey``; ``truncatedAlerts`` counts the
 alerts Grafana left out of an oversized group (they arrive in a later notification).
 """
