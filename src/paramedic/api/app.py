@@ -183,6 +183,7 @@ def create_app(pm: Paramedic, *, manage_lifecycle: bool = True) -> FastAPI:
             source="alertmanager",
             read=lambda p: alertmanager.read(p, now=pm.clock()),
             authenticate=_authenticate(request, "alertmanager"),
+            size=alertmanager.size,
         )
 
     @app.post("/api/v1/alerts", status_code=202, tags=["ingest"], summary="Generic alerts (one or a list)")
@@ -193,6 +194,7 @@ def create_app(pm: Paramedic, *, manage_lifecycle: bool = True) -> FastAPI:
             source="generic",
             read=lambda p: generic.read(p, now=pm.clock()),
             authenticate=_authenticate(request, "generic"),
+            size=generic.size,
         )
 
     @app.get("/api/v1/incidents", tags=["incidents"])

@@ -90,9 +90,19 @@ def refuse(source: str, exc: PayloadError) -> JSONResponse:
 
 
 async def accept(
-    request: Request, pm: Paramedic, *, source: str, read: Reader, authenticate: Callable[[bytes], Awaitable[None]]
+    request: Request,
+    pm: Paramedic,
+    *,
+    source: str,
+    read: Reader,
+    authenticate: Callable[[bytes], Awaitable[None]],
+    size: Callable[[Any], int] | None = None,
 ) -> JSONResponse:
-    """One webhook delivery, from the body to the ``202`` (or the ``4xx`` of an unreadable one)."""
+    """One webhook delivery, from the body to the ``202`` (or the ``4xx`` of an unreadable one).
+
+    With ``size`` (the source's envelope check), a delivery of more than ``inline_alerts`` alerts
+    is stored as received and answered at once (``"queued"``: its inbox id); its alerts are
+    recorded right after, in chunks (``store.inbox``)."""
     began = time.perf_counter()
     try:
         body = await read_body(request, pm.config.max_body_bytes)
@@ -105,9 +115,26 @@ async def accept(
         METRICS.rejected.labels(source=source, reason=reason).inc()
         raise
     try:
-        batch = read(parse_json(body))
+        payload = parse_json(body)
+        total = size(payload) if size is not None else 0
+        batch = Batch() if total > pm.config.inline_alerts else read(payload)
     except PayloadError as exc:
         return refuse(source, exc)
+    if total > pm.config.inline_alerts:
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:  # JSON in UTF-16 or UTF-32: kept as ASCII JSON instead
+            text = json.dumps(payload)
+        inbox_id = await pm.enqueue(source=source, body=text, total=total)
+        METRICS.ingest_seconds.labels(source=source).observe(time.perf_counter() - began)
+        log.info(
+            "%s delivery of %s alerts stored as received (inbox %s), recorded next",
+            source,
+            total,
+            inbox_id,
+            extra={"fields": {"event": "ingest.queued", "source": source, "alerts": total, "inbox": inbox_id}},
+        )
+        return JSONResponse({"accepted": total, "queued": inbox_id, "alerts": []}, status_code=202)
     results = await pm.ingest_batch(batch)
     for i, alert in enumerate(batch.alerts):
         problem = alert.unreadable

@@ -42,6 +42,7 @@ def mount(app: FastAPI, pm: Paramedic) -> None:
             source="grafana",
             read=lambda p: grafana.read(p, now=pm.clock()),
             authenticate=authenticate(request, "grafana"),
+            size=grafana.size,
         )
 
     @app.put(

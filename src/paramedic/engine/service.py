@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import logging
 import os
 import signal
@@ -30,7 +31,14 @@ from paramedic.actions.registry import ExecutorRegistry, build_registry
 from paramedic.core import trust
 from paramedic.core.alerts import Alert
 from paramedic.core.config import Config, Probe
-from paramedic.core.errors import ActionError, ConfigError, ParamedicError, StoreUnavailable, TemplateError
+from paramedic.core.errors import (
+    ActionError,
+    ConfigError,
+    ParamedicError,
+    PayloadError,
+    StoreUnavailable,
+    TemplateError,
+)
 from paramedic.core.freeze import parse_freeze_windows
 from paramedic.core.guardrails import scope_key
 from paramedic.core.incidents import Delivery
@@ -45,12 +53,13 @@ from paramedic.engine.notifier import Notifier, SettingsTickets
 from paramedic.engine.runner import RunContext, Runner
 from paramedic.engine.settings import format_errors, read_audit_key, resolve_secrets
 from paramedic.engine.silences import Silencer
+from paramedic.ingest import alertmanager, generic, grafana
 from paramedic.ingest import probes as probe_mod
 from paramedic.ingest.common import Batch
 from paramedic.notify import factory as sink_factory
 from paramedic.runbooks import dsl as pyrunbooks
 from paramedic.runbooks import loading as rb_loader
-from paramedic.store import audit, checkpoints, lifecycle, migrate, readiness, state
+from paramedic.store import audit, checkpoints, inbox, lifecycle, migrate, readiness, state
 from paramedic.store import incidents as inc_repo
 from paramedic.store import runs as runs_repo
 from paramedic.store.db import Database, make_engine
@@ -58,6 +67,12 @@ from paramedic.store.incidents import RunSeed
 from paramedic.store.rows import IncidentRow, IngestResult, RunRow
 
 log = logging.getLogger("paramedic.engine")
+INBOX_CHUNK = 250  # alerts per transaction when recording a large delivery
+READERS: dict[str, Callable[..., Batch]] = {
+    "alertmanager": alertmanager.read,
+    "grafana": grafana.read,
+    "generic": generic.read,
+}
 T = TypeVar("T")
 
 
@@ -87,6 +102,7 @@ class Paramedic:
     run_hooks: list[Callable[[RunRow, bool, str], Awaitable[None]]] = field(default_factory=list)
     policy: guard.Policy = field(default_factory=guard.Policy)
     _probe_health: dict[str, bool] = field(default_factory=dict)
+    _inbox_ready: asyncio.Event = field(default_factory=asyncio.Event)
     _last_checkpoint: tuple[int, str] | None = None
     config_file: Path | None = None  # read again by ``reload`` (owners, route, runbooks)
     reload_on_sighup: bool = False  # ``paramedic serve`` sets it; threads in tests cannot take signals
@@ -279,10 +295,20 @@ class Paramedic:
                 now=now,
             )
 
-    async def ingest(self, alerts: Sequence[Alert]) -> list[IngestResult]:
-        """Store alerts durably; returns once committed. Raises ``StoreUnavailable`` (→ 503)."""
+    async def ingest(
+        self, alerts: Sequence[Alert], *, also: Callable[[Connection], None] | None = None
+    ) -> list[IngestResult]:
+        """Store alerts durably; returns once committed. Raises ``StoreUnavailable`` (→ 503).
+        ``also`` runs in the same transaction (the inbox records its progress there)."""
         seeds = [await self.seeds_for(a) for a in alerts]
-        results = await self.write(self._record, alerts, seeds)
+
+        def record(conn: Connection) -> list[IngestResult]:
+            out = self._record(conn, alerts, seeds)
+            if also is not None:
+                also(conn)
+            return out
+
+        results = await self.write(record)
         for a, r in zip(alerts, results, strict=True):
             METRICS.alerts.labels(source=a.source, delivery=r.delivery).inc()
         self._signal(sum(len(r.runs) for r in results))
@@ -308,6 +334,51 @@ class Paramedic:
                 METRICS.alerts.labels(source=echo.source, delivery=r.delivery).inc()
             results += linked
         return results
+
+    # ---- the inbox: large deliveries, recorded after their 202 ---------------------------------
+    async def enqueue(self, *, source: str, body: str, total: int) -> int:
+        """Store a large delivery as received (``store.inbox``); returns once committed."""
+        inbox_id = await self.write(inbox.put, source=source, body=body, total=total, now=self.clock())
+        self._inbox_ready.set()
+        return inbox_id
+
+    async def drain_inbox(self) -> bool:
+        """Record one waiting delivery, chunk by chunk; whether there was one."""
+        lease = self.config.lease
+        pending = await self.write(inbox.claim, now=self.clock(), lease=lease)
+        if pending is None:
+            return False
+        try:
+            batch = READERS[pending.source](json.loads(pending.body), now=pending.received_at)
+        except (KeyError, ValueError, PayloadError) as exc:  # it passed the envelope checks: a bug
+            log.error("inbox delivery %s (%s) cannot be read again: %s", pending.id, pending.source, exc)
+            await self.write(inbox.finish, pending.id, now=self.clock())
+            return True
+        for alert in batch.alerts[pending.done :]:
+            if alert.unreadable is not None:
+                METRICS.unreadable.labels(source=pending.source, reason=alert.unreadable.reason).inc()
+        for start in range(pending.done, len(batch.alerts), INBOX_CHUNK):
+            chunk = batch.alerts[start : start + INBOX_CHUNK]
+            done = start + len(chunk)
+
+            def progress(conn: Connection, done: int = done) -> None:
+                inbox.advance(conn, pending.id, done=done, now=self.clock(), lease=lease)
+
+            await self.ingest(chunk, also=progress)
+        await self.write(inbox.finish, pending.id, now=self.clock())
+        log.info("inbox delivery %s: %s %s alerts recorded", pending.id, len(batch.alerts), pending.source)
+        return True
+
+    async def _drain_inbox_forever(self) -> None:
+        while True:
+            try:
+                while await self.drain_inbox():
+                    pass
+            except StoreUnavailable as exc:  # the lease lapses; this or another replica resumes
+                log.error("inbox: %s; retrying", exc)
+            self._inbox_ready.clear()
+            with contextlib.suppress(TimeoutError):  # other replicas' deliveries, and leases that lapsed
+                await asyncio.wait_for(self._inbox_ready.wait(), 2.0)
 
     # ---- workers ------------------------------------------------------------------------------
     def _signal(self, runs: int) -> None:
@@ -529,6 +600,8 @@ class Paramedic:
         for n in range(self.config.workers):
             self._tasks.append(asyncio.create_task(self._worker(n)))
         self._tasks.append(asyncio.create_task(self._expire_approvals()))
+        self._inbox_ready = asyncio.Event()
+        self._tasks.append(asyncio.create_task(self._drain_inbox_forever()))
         await self.write(self.declare_targets)
         self._tasks.append(asyncio.create_task(self._refresh_targets_forever()))
         if self.config.audit.checkpoints is not None:

@@ -56,6 +56,11 @@ def read(payload: Any, *, now: datetime) -> Batch:
     return read_shaped(payload, source=Source.ALERTMANAGER, version="4", now=now)
 
 
+def size(payload: Any, *, version: str = "4", product: str = "") -> int:
+    """How many alerts the delivery holds, after the envelope checks (``PayloadError`` as ``read``)."""
+    return len(_envelope(payload, version=version, product=product)[1])
+
+
 def _envelope(payload: Any, *, version: str, product: str) -> tuple[str, list[Any]]:
     body = expect_mapping(payload, "body")
     got = str(body.get("version", version))

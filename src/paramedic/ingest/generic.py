@@ -44,6 +44,15 @@ def _items(payload: Any) -> list[Any]:
     return items
 
 
+def size(payload: Any) -> int:
+    """How many alerts the body holds, after the checks of the body itself."""
+    if not isinstance(payload, list | dict):
+        raise PayloadError(
+            "the body must be an alert object or a list of them", field="body", reason=Problem.BAD_ENVELOPE
+        )
+    return len(_items(payload))
+
+
 def parse(payload: Any, *, now: datetime, source: str = Source.GENERIC) -> list[Alert]:
     """Parse a body strictly; ``now`` stands in for a missing ``starts_at``."""
     return [_alert(raw, _where(payload, i), now=now, source=source) for i, raw in enumerate(_items(payload))]

@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any, NotRequired, TypedDict
 
 from paramedic.core.alerts import Alert, Source
+from paramedic.ingest import alertmanager
 from paramedic.ingest.alertmanager import parse_shaped, read_shaped
 from paramedic.ingest.common import Batch
 
@@ -75,3 +76,8 @@ def read(payload: Any, *, now: datetime) -> Batch:
     return read_shaped(
         payload, source=Source.GRAFANA, version="1", now=now, product="Grafana ", extra_annotations=_EXTRA
     )
+
+
+def size(payload: Any) -> int:
+    """How many alerts the delivery holds, after the envelope checks."""
+    return alertmanager.size(payload, version="1", product="Grafana ")

@@ -342,3 +342,19 @@ seen_keys = Table(
     Column("expires_at", TS, nullable=False),
     Index("ix_seen_keys_expires", "expires_at"),
 )
+
+# Large deliveries, stored as received before their 202 and recorded in chunks afterwards
+# (``store.inbox``): a storm is answered within the sender's timeout and loses nothing accepted.
+inbox = Table(
+    "inbox",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("source", String(32), nullable=False),
+    Column("body", Text, nullable=False),  # the delivery's JSON, as received
+    Column("total", Integer, nullable=False),
+    Column("done", Integer, nullable=False, default=0),  # alerts recorded so far
+    Column("received_at", TS, nullable=False),
+    Column("lease_until", TS),
+    Column("finished_at", TS),
+    Index("ix_inbox_open", "finished_at"),
+)
