@@ -28,6 +28,7 @@ from paramedic.api.session import SessionCodec, session_secret
 from paramedic.core.config import is_loopback
 from paramedic.core.errors import PayloadError, StoreUnavailable
 from paramedic.core.runbooks import Mode
+from paramedic.engine import guard
 from paramedic.engine.metrics import METRICS
 from paramedic.engine.service import OperationError, Paramedic
 from paramedic.ingest import alertmanager, generic
@@ -70,6 +71,17 @@ class ModeBody(BaseModel):
 class MarkBody(BaseModel):
     right: bool
     reason: str = Field(default="", max_length=2000)
+
+
+class EpisodeMark(BaseModel):
+    episode: str = Field(min_length=1, max_length=180)
+    right: bool
+    reason: str = Field(default="", max_length=2000)
+
+
+class BacktestMarksBody(BaseModel):
+    backtest: str = Field(min_length=1, max_length=500)  # what was replayed: command, source, period
+    marks: list[EpisodeMark] = Field(min_length=1, max_length=10_000)
 
 
 def viewer(request: Request) -> Principal:
@@ -289,6 +301,16 @@ def create_app(pm: Paramedic, *, manage_lifecycle: bool = True) -> FastAPI:
     async def mark(run_id: int, body: MarkBody, who: Principal = Depends(responder)) -> dict[str, Any]:
         mode = await pm.mark_suggestion(run_id, right=body.right, actor=who.name, reason=body.reason)
         return {"run_id": run_id, "right": body.right, "mode": mode.value}
+
+    @app.post(
+        "/api/v1/runbooks/{name}/backtest-marks",
+        tags=["runbooks"],
+        summary="Mark backtested episodes right or wrong (count toward promotion from observe)",
+    )
+    async def backtest_marks(name: str, body: BacktestMarksBody, who: Principal = Depends(responder)) -> dict[str, Any]:
+        marks = [guard.BacktestMark(m.episode, m.right, m.reason) for m in body.marks]
+        mode = await pm.mark_backtest(name, marks, actor=who.name, backtest=body.backtest)
+        return {"runbook": name, "marked": len(marks), "right": sum(m.right for m in marks), "mode": mode.value}
 
     @app.get(
         "/api/v1/evidence/{evidence_id}/image",

@@ -716,10 +716,11 @@ def lab(scenario: str, baseline: bool, out_dir: str | None) -> None:
 
 
 # ---- backtest, candidates (cli/history.py) ------------------------------------------------------
-from paramedic.cli.history import backtest, candidates  # noqa: E402 - registers on ``main``, defined above
+from paramedic.cli.history import backtest, candidates, mark_backtest_command  # noqa: E402 - needs the above
 
 main.add_command(backtest)
 main.add_command(candidates)
+mark_backtest_command(runbook_group)
 
 # ---- audit (cli/audit.py) ---------------------------------------------------------------------
 from paramedic.cli.audit import audit  # noqa: E402 - registers on ``main``, defined above

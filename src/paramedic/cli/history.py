@@ -18,7 +18,7 @@ import yaml
 from rich.markup import escape
 from rich.table import Table
 
-from paramedic.cli.app import _load_config, err, fail, friendly, out
+from paramedic.cli.app import URL, _call, _load_config, err, fail, friendly, out
 from paramedic.core.durations import format_duration, parse_duration
 from paramedic.core.errors import ConfigError
 
@@ -109,6 +109,12 @@ def _targets(path: str | None) -> list[tuple[dict[str, str], list[str]]]:
 @click.option("--report", "report_dir", type=click.Path(file_okay=False), help="write report.html and PNG charts here")
 @click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
 @click.option("--decisions", is_flag=True, help="with --json: every decision, one per runbook and episode")
+@click.option(
+    "--marks",
+    "marks_file",
+    type=click.Path(dir_okay=False),
+    help="write the episodes acted on to this YAML file, for responders to mark right or wrong",
+)
 @friendly
 def backtest(
     runbooks: tuple[str, ...],
@@ -126,6 +132,7 @@ def backtest(
     report_dir: str | None,
     as_json: bool,
     decisions: bool,
+    marks_file: str | None,
 ) -> None:
     """Replay real alert history through RUNBOOKS and the guardrails, with the history's clock.
 
@@ -179,10 +186,82 @@ def backtest(
         click.echo(json.dumps(to_json(result, quality, decisions=decisions), indent=2))
     else:
         render_table(result, quality, out)
+    command = "paramedic backtest " + " ".join([*runbooks, "--from", source, "--since", since])
+    if marks_file:
+        _write_marks(Path(marks_file), result, f"{command} ({period.start:%Y-%m-%d} to {period.end:%Y-%m-%d})")
+        err.print(f"marks to fill in: {marks_file}; then `paramedic runbook mark-backtest {marks_file}`")
     if report_dir:
-        command = "paramedic backtest " + " ".join([*runbooks, "--from", source, "--since", since])
         path = write_report(result, quality, Path(report_dir), command=command)
         err.print(f"report: {path}", highlight=False)
+
+
+def _write_marks(path: Path, result: Any, backtest_: str) -> None:
+    from paramedic.testing.backtest import Kind
+
+    by_key = {e.key: e for e in result.episodes}
+    marks = []
+    for d in result.decisions:
+        if d.kind is not Kind.ACTED:
+            continue
+        ep = by_key[d.episode]
+        marks.append(
+            {
+                "runbook": d.runbook,
+                "episode": d.episode,
+                "at": d.at.isoformat(),
+                "alert": ep.name,
+                "labels": dict(ep.labels),
+                "would": f"{', '.join(d.actions)} on {d.target}",
+                "then": d.reason,
+                "right": None,
+            }
+        )
+    head = (
+        "# Backtested episodes a runbook would have acted on. Set right: true (that is what a responder\n"
+        "# would have done) or right: false; leave right: null to skip. Then:\n"
+        f"#   paramedic runbook mark-backtest {path.name}\n"
+    )
+    path.write_text(head + yaml.safe_dump({"backtest": backtest_, "marks": marks}, sort_keys=False, allow_unicode=True))
+
+
+def mark_backtest_command(group: click.Group) -> None:
+    """``paramedic runbook mark-backtest FILE`` on the runbook group."""
+
+    @group.command("mark-backtest")
+    @click.argument("marks_file", type=click.Path(exists=True, dir_okay=False))
+    @URL
+    @friendly
+    def mark_backtest(marks_file: str, url: str) -> None:
+        """Send the right/wrong marks of a backtest's episodes (from `paramedic backtest --marks FILE`).
+
+        In observe, marked episodes count toward the runbook's promote rule as marked suggestions
+        do; a promotion's audit entry says how many backtested episodes it was based on."""
+        try:
+            data = yaml.safe_load(Path(marks_file).read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"{marks_file}: cannot read: {exc}") from None
+        if not isinstance(data, dict) or not isinstance(data.get("marks"), list) or not data.get("backtest"):
+            raise ConfigError(f"{marks_file}: expected backtest: TEXT and marks: [...] (paramedic backtest --marks)")
+        per: dict[str, list[dict[str, Any]]] = {}
+        for i, m in enumerate(data["marks"]):
+            if not isinstance(m, dict) or not m.get("runbook") or not m.get("episode"):
+                raise ConfigError(f"{marks_file}: mark {i + 1} needs runbook and episode")
+            if m.get("right") is None:
+                continue
+            if not isinstance(m["right"], bool):
+                raise ConfigError(f"{marks_file}: mark {i + 1}: right must be true, false or null")
+            per.setdefault(str(m["runbook"]), []).append(
+                {"episode": str(m["episode"]), "right": m["right"], "reason": str(m.get("reason") or "")}
+            )
+        if not per:
+            fail(f"{marks_file}: no episode is marked yet (set right: true or false)")
+        for runbook, marks in per.items():
+            body = {"backtest": str(data["backtest"])[:500], "marks": marks}
+            answer = _call(url, "POST", f"/api/v1/runbooks/{runbook}/backtest-marks", json=body)
+            out.print(
+                f"{escape(runbook)}: {answer['marked']} marked ({answer['right']} right); mode {answer['mode']}",
+                highlight=False,
+            )
 
 
 @click.command()

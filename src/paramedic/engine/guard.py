@@ -327,10 +327,11 @@ def mode_of(row: Any, runbook: Runbook) -> Mode:
 
 
 def promote_if_earned(
-    conn: Connection, runbook: Runbook, mode: Mode, figures: trust.TrustFigures, *, now: datetime
+    conn: Connection, runbook: Runbook, mode: Mode, figures: trust.TrustFigures, *, now: datetime, basis: str = ""
 ) -> None:
     promoted = trust.next_mode(mode, figures, runbook.promote, runbook.mode)
     if promoted is not None and promoted != mode:
+        reason = trust.promotion_reason(mode, figures, runbook.promote, runbook.mode)
         state.set_mode(
             conn,
             runbook.name,
@@ -338,8 +339,69 @@ def promote_if_earned(
             ceiling=runbook.mode.value,
             now=now,
             by="paramedic",
-            reason=trust.promotion_reason(mode, figures, runbook.promote, runbook.mode),
+            reason=f"{reason}; based on {basis}" if basis else reason,
         )
+
+
+def _marks_basis(conn: Connection, runbook: Runbook, since: datetime | None, backtest: str = "") -> str:
+    """What a promotion from observe was based on: the marks by source, and the backtest's replay."""
+    by_source = state.marks_by_source_since(conn, runbook.name, since)
+    parts = []
+    for source, what in (
+        (state.MarkSource.OBSERVE, "observed suggestions"),
+        (state.MarkSource.BACKTEST, "backtested episodes"),
+    ):
+        marked, right = by_source.get(source.value, (0, 0))
+        if marked:
+            parts.append(f"{marked} {what} ({right} marked right)")
+    basis = " and ".join(parts) or "no marks"
+    return f"{basis}; backtest: {backtest}" if backtest else basis
+
+
+def _promote_on_marks(conn: Connection, runbook: Runbook, *, now: datetime, backtest: str = "") -> Mode:
+    row = state.trust_row(conn, runbook.name)
+    mode = mode_of(row, runbook)
+    if mode is Mode.OBSERVE:
+        since = row.mode_since if row is not None and row.ceiling == runbook.mode.value else None
+        marked, marked_right = state.marks_since(conn, runbook.name, since)
+        figures = trust.TrustFigures(runs=marked, successes=marked_right, failures=marked - marked_right)
+        basis = _marks_basis(conn, runbook, since, backtest)
+        promote_if_earned(conn, runbook, mode, figures, now=now, basis=basis)
+    return mode_of(state.trust_row(conn, runbook.name), runbook)
+
+
+@dataclass(frozen=True, slots=True)
+class BacktestMark:
+    """A responder's judgement of what the backtest says a runbook would have done on one episode."""
+
+    episode: str
+    right: bool
+    reason: str = ""
+
+
+def mark_backtest(
+    conn: Connection,
+    runbook: Runbook,
+    marks: Sequence[BacktestMark],
+    *,
+    actor: str,
+    backtest: str,
+    now: datetime,
+) -> Mode:
+    """Backtested episodes marked right or wrong count as suggestions do: in observe, toward the
+    promote rule; the promotion's audit entry says how many of each, and which backtest."""
+    for m in marks:
+        state.record_mark(
+            conn,
+            runbook.name,
+            source=state.MarkSource.BACKTEST,
+            ref=f"{runbook.name}:{m.episode}"[:200],
+            right=m.right,
+            actor=actor,
+            reason=m.reason or f"backtest: {backtest}",
+            now=now,
+        )
+    return _promote_on_marks(conn, runbook, now=now, backtest=backtest)
 
 
 def mark_suggestion(
@@ -359,14 +421,7 @@ def mark_suggestion(
         incident_id=run.incident_id,
         run_id=run.id,
     )
-    row = state.trust_row(conn, runbook.name)
-    mode = mode_of(row, runbook)
-    if mode is Mode.OBSERVE:
-        since = row.mode_since if row is not None and row.ceiling == runbook.mode.value else None
-        marked, marked_right = state.marks_since(conn, runbook.name, since)
-        figures = trust.TrustFigures(runs=marked, successes=marked_right, failures=marked - marked_right)
-        promote_if_earned(conn, runbook, mode, figures, now=now)
-    return mode_of(state.trust_row(conn, runbook.name), runbook)
+    return _promote_on_marks(conn, runbook, now=now)
 
 
 def observe(

@@ -771,6 +771,16 @@ class Paramedic:
 
         return await self.write(tx)
 
+    async def mark_backtest(
+        self, runbook: str, marks: Sequence[guard.BacktestMark], *, actor: str, backtest: str
+    ) -> Mode:
+        """A responder marks backtested episodes of ``runbook`` right or wrong (``paramedic backtest
+        --marks``); in observe they count toward promotion. Returns the mode in force afterwards."""
+        rb = self.runbooks.get(runbook)
+        if rb is None:
+            raise OperationError(f"no runbook named {runbook!r} is loaded", status=404)
+        return await self.write(guard.mark_backtest, rb, marks, actor=actor, backtest=backtest, now=self.clock())
+
     async def set_paused(self, value: bool, *, actor: str, reason: str = "") -> None:
         await self.write(state.set_paused, value, now=self.clock(), by=actor, reason=reason)
 

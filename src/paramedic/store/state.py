@@ -228,3 +228,15 @@ def marks_since(conn: Connection, runbook: str, since: datetime | None) -> tuple
         q = q.where(suggestion_marks.c.at >= since)
     rows = [bool(r.right) for r in conn.execute(q)]
     return len(rows), sum(rows)
+
+
+def marks_by_source_since(conn: Connection, runbook: str, since: datetime | None) -> dict[str, tuple[int, int]]:
+    """Per source (observe, backtest): (marked, marked right) since ``since``, for the audit's "based on"."""
+    q = select(suggestion_marks.c.source, suggestion_marks.c.right).where(suggestion_marks.c.runbook == runbook)
+    if since is not None:
+        q = q.where(suggestion_marks.c.at >= since)
+    out: dict[str, tuple[int, int]] = {}
+    for r in conn.execute(q):
+        marked, right = out.get(r.source, (0, 0))
+        out[r.source] = (marked + 1, right + int(bool(r.right)))
+    return out
