@@ -49,7 +49,7 @@ def test_acknowledge_note_assign_resolve_are_audited_and_count_in_mttr(make_serv
     srv = make_server(REFUSED, auth=auth())
     iid = fire(srv, "Unknown")
     with srv.client(headers=RESPONDER) as c:
-        ack = c.post(f"/api/v1/incidents/{iid}/acknowledge")
+        ack = c.post(f"/api/v1/incidents/{iid}/acknowledge", json={})
         assert ack.status_code == 200, ack.text
         assert ack.json()["acknowledged_by"] == "rita"
         assert ack.json()["acknowledged_at"] is not None
@@ -82,10 +82,10 @@ def test_roles_and_unknown_ids(make_server: Callable[..., Server]) -> None:
     srv = make_server(REFUSED, auth=auth())
     iid = fire(srv, "Unknown")
     with srv.client(headers=VIEWER) as c:
-        assert c.post(f"/api/v1/incidents/{iid}/acknowledge").status_code == 403
+        assert c.post(f"/api/v1/incidents/{iid}/acknowledge", json={}).status_code == 403
     with srv.client(headers=RESPONDER) as c:
         for path, body in (
-            ("acknowledge", None),
+            ("acknowledge", {}),
             ("resolve", {"reason": "x"}),
             ("notes", {"text": "x"}),
             ("assign", {"person": "rita"}),

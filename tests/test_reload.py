@@ -68,7 +68,7 @@ def test_reload_applies_an_edit_and_a_bad_edit_keeps_the_running_set(make_server
         assert reloaded[0]["data"]["changed"] == {"restart-web": [before["version"], after["version"]]}
 
         write(folder, mode="auto", action="shell.rnu")
-        bad = c.post("/api/v1/reload")
+        bad = c.post("/api/v1/reload", json={})
         assert bad.status_code == 422
         assert "reload refused, the running runbooks stay in force" in bad.json()["error"]
         assert "unknown action 'shell.rnu'" in bad.json()["error"]
