@@ -15,7 +15,7 @@ from typing import Any
 
 from paramedic.core.alerts import Alert
 from paramedic.core.runbooks import Mode, OnFailure, Runbook
-from paramedic.core.templating import Renderer
+from paramedic.core.templating import Renderer, check_url
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +79,16 @@ def _seconds(value: Any) -> Any:
     return value
 
 
+def _check_urls(template: Any, rendered: Any, r: Renderer, *, what: str) -> None:
+    """Every value under a ``url`` key is checked as a URL whose host the runbook fixes."""
+    if isinstance(template, Mapping) and isinstance(rendered, Mapping):
+        for key, value in template.items():
+            if key == "url" and isinstance(value, str) and isinstance(rendered.get(key), str):
+                check_url(value, rendered[key], render=r.render_str, what=f"{what} url")
+            elif key in rendered:
+                _check_urls(value, rendered[key], r, what=what)
+
+
 def build_plan(runbook: Runbook, alert: Alert, *, mode: Mode | None = None) -> Plan:
     """Render ``runbook`` for ``alert``. Raises ``TemplateError`` naming the offending label."""
     r = Renderer(alert, runbook.params)
@@ -96,10 +106,13 @@ def build_plan(runbook: Runbook, alert: Alert, *, mode: Mode | None = None) -> P
         )
         for i, s in enumerate(runbook.steps)
     )
+    for spec, planned in zip(runbook.steps, steps, strict=True):
+        _check_urls(spec.with_, planned.args, r, what=f"step {planned.index} ({planned.action})")
     verify = None
     if runbook.verify is not None:
         raw = _seconds(runbook.verify.model_dump(exclude_none=True))
         verify = r.render(raw)
+        _check_urls(raw, verify, r, what="verify")
     enrich = tuple(r.render(dict(e)) for e in runbook.enrich)
     telemetry = tuple(r.render_str(q) for q in runbook.require.telemetry)
     return Plan(

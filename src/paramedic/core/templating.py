@@ -9,7 +9,7 @@ into a shell line, and it is checked once more for control characters and length
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -22,8 +22,10 @@ from paramedic.core.errors import TemplateError
 from paramedic.core.runbooks import Param
 
 # Letters, digits and the punctuation found in hosts, ports, paths and k8s names; no spaces,
-# no shell metacharacters, no quotes, nothing outside ASCII.
-DEFAULT_PATTERN = r"^[A-Za-z0-9_.:/@+=,-]{1,253}$"
+# no shell metacharacters, no quotes, nothing outside ASCII. Not a leading "-" (an option to the
+# program it reaches: "-rf", "--server=…"), not a leading "/" (an absolute path), no ".." (a path
+# out of its directory), no "@" (a URL's user part, which moves the request to another host).
+DEFAULT_PATTERN = r"^(?![-/])(?!.*\.\.)[A-Za-z0-9_.:/+=,-]{1,253}$"
 DEFAULT_PARAM = Param(pattern=DEFAULT_PATTERN, max_length=253)
 MAX_RENDERED = 4096
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
@@ -50,11 +52,63 @@ def check_value(name: str, value: str, param: Param) -> str:
             param=name,
         )
     if re.fullmatch(param.pattern, value) is None:
+        why = _default_refusal(value) if param.pattern == DEFAULT_PATTERN else ""
         raise TemplateError(
-            f"label {name!r} value {_preview(value)} does not match pattern {param.pattern!r}",
+            f"label {name!r} value {_preview(value)} does not match pattern {param.pattern!r}"
+            + (f" ({why}; declare params.{name}.pattern if this value is meant)" if why else ""),
             param=name,
         )
     return value
+
+
+def _default_refusal(value: str) -> str:
+    """Why the default pattern refuses ``value``, in the reader's terms."""
+    if value.startswith("-"):
+        return "it starts with '-', which a program reads as an option"
+    if value.startswith("/"):
+        return "it starts with '/', an absolute path"
+    if ".." in value:
+        return "it contains '..', a path out of its directory"
+    if "@" in value:
+        return "it contains '@', which in a URL moves the request to another host"
+    if any(c.isspace() for c in value):
+        return "it contains whitespace"
+    if _CONTROL.search(value):
+        return "it contains a control character"
+    return ""
+
+
+_AUTHORITY = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://([^/?#]*)")
+_HOST = re.compile(r"^(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$")
+
+
+def check_url(template: str, rendered: str, *, render: Callable[[str], str], what: str = "url") -> None:
+    """A URL-valued parameter is checked as a URL: its scheme and host are the runbook's. Where
+    the runbook writes the host literally, the rendered URL keeps exactly that host. Where a
+    template fills the host slot, what it renders must fill that slot alone: a plain host[:port]
+    that neither adds a user part (``a@b``) nor spills into the path, query or fragment."""
+    if "{{" not in template and "{%" not in template:
+        return
+    fixed = _AUTHORITY.match(template)
+    got = _AUTHORITY.match(rendered)
+    if fixed is None or "{" in fixed.group(1):
+        raise TemplateError(
+            f"{what} {template!r} must start with a literal scheme (http:// or https://): a label may not choose it"
+        )
+    if got is None or got.group(1).lower() != fixed.group(1).lower():
+        raise TemplateError(f"{what} rendered as {_preview(rendered)}, which changes the scheme the runbook set")
+    authority = got.group(2)
+    slot = fixed.group(2)
+    if "{" not in slot and "%" not in slot:
+        if authority != slot:
+            raise TemplateError(f"{what} rendered as {_preview(rendered)}: its host is not the runbook's {slot!r}")
+        return
+    alone = render(slot)
+    if alone != authority or _HOST.fullmatch(authority) is None:
+        raise TemplateError(
+            f"{what} rendered as {_preview(rendered)}: the host the labels fill is {_preview(alone)},"
+            " not a plain host[:port] that stays in the host's place"
+        )
 
 
 class LabelView(Mapping[str, str]):
