@@ -78,7 +78,9 @@ def render(
     if v["rbac"]["create"]:
         objs: list[Obj] = []
         subject = [{"kind": "ServiceAccount", "name": sa, "namespace": namespace}]
-        for ns in v["rbac"]["namespaces"] or [namespace]:
+        executor_ns = ((v["config"].get("executors") or {}).get("kubernetes") or {}).get("namespace")
+        default_ns = list(dict.fromkeys(n for n in (namespace, executor_ns) if n))
+        for ns in v["rbac"]["namespaces"] or default_ns:
             name = f"{full}-executor"
             objs.append(
                 {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": meta(name, ns),

@@ -203,6 +203,12 @@ class FakeKube:
     ) -> tuple[int, Obj | str]:  # fmt: skip
         if "application/json" not in (h.headers.get("Accept") or ""):
             self.violations.append(f"{method} {path}: Accept is {h.headers.get('Accept')!r}")
+        if method in ("PATCH", "POST", "PUT"):
+            # the API server takes fieldManager (<= 128 printable characters) and dryRun on writes
+            unknown = set(query) - {"fieldManager", "dryRun", "pretty"}
+            manager = query.get("fieldManager", "")
+            if unknown or len(manager) > 128 or not manager.isprintable():
+                self.violations.append(f"{method} {path}: bad write query {query}")
         for i, (fmethod, pattern, code) in enumerate(self.failures):
             if fmethod == method and pattern.search(path):
                 del self.failures[i]

@@ -579,3 +579,27 @@ def test_not_configured_still_lists_actions(tmp_path: Path) -> None:
     with pytest.raises(PermanentError) as err:
         run(broken, "kubernetes.cordon", node="node-1")
     assert err.value.reason == "not_configured"
+
+
+# -- field manager ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("action", "args"),
+    [
+        pytest.param("kubernetes.restart", {"deployment": "web"}, id="restart"),
+        pytest.param("kubernetes.scale", {"deployment": "web", "step": 1}, id="scale"),
+        pytest.param("kubernetes.rollback", {"deployment": "web"}, id="rollback"),
+        pytest.param("kubernetes.cordon", {"node": "node-2"}, id="cordon"),
+        pytest.param("kubernetes.drain", {"node": "node-1"}, id="drain"),
+    ],
+)
+def test_every_write_names_paramedic_as_field_manager(
+    kube: FakeKube, ex: KubernetesExecutor, action: str, args: dict[str, object]
+) -> None:
+    """At paramedic's boundary against the fake API server: each PATCH and POST carries
+    ``?fieldManager=paramedic``, so ``metadata.managedFields`` names paramedic like it names kubectl."""
+    run(ex, action, **args)
+    writes = kube.writes()
+    assert writes
+    assert [w.query.get("fieldManager") for w in writes] == ["paramedic"] * len(writes)

@@ -16,6 +16,7 @@ and builds a ``Plan``: ``describe`` shows it, ``execute`` applies it. What goes 
   behind gets the annotation ``paramedic.io/known-bad`` (merge patch), so it is never rolled back to.
 - evict: POST a policy/v1 ``Eviction``; HTTP 429 means a PodDisruptionBudget refused it.
 - cordon: strategic merge patch ``spec.unschedulable: true`` (``kubectl cordon``).
+- every write (patch, eviction) carries ``fieldManager=paramedic``, as kubectl sends its own name.
 - drain: ``kubectl drain --ignore-daemonsets`` without waiting for termination: refuses unmanaged or
   emptyDir pods before touching anything, then cordons and evicts all but DaemonSet and mirror pods.
   An eviction a PodDisruptionBudget refuses (429) is retried every ``pdb_retry`` (5s, as kubectl does)
@@ -56,6 +57,7 @@ SKIP_ANNOTATIONS = frozenset(
     "deployment.kubernetes.io/desired-replicas deployment.kubernetes.io/max-replicas "
     "deprecated.deployment.rollback.to".split()
 )
+FIELD_MANAGER = "paramedic"  # metadata.managedFields[].manager of every object paramedic writes
 BAD = "paramedic.io/known-bad"  # on a ReplicaSet a rollback left: never the target of another
 DEFAULT_SOAK = 600.0  # seconds a revision must have been live to count as known-good
 STRATEGIC = "application/strategic-merge-patch+json"
@@ -313,7 +315,10 @@ class KubernetesExecutor:
         return {"apps": k8s.AppsV1Api, "core": k8s.CoreV1Api, "hpa": k8s.AutoscalingV2Api}[group](client)
 
     async def _call(self, what: str, group: str, method: str, **kwargs: Any) -> Obj:
-        """One API call, JSON in and out, failures translated to paramedic's error classes."""
+        """One API call, JSON in and out, failures translated to paramedic's error classes. Every
+        write names paramedic as its ``fieldManager``, so managed fields say who changed what."""
+        if method.startswith(("patch_", "create_", "replace_")):
+            kwargs.setdefault("field_manager", FIELD_MANAGER)
 
         def run() -> Obj:
             resp = getattr(self._api(group), method)(**kwargs, _preload_content=False, _request_timeout=self._timeout)
