@@ -428,7 +428,8 @@ runbooks:
 
 
 def test_specs_of_a_runbook_incident_and_of_an_unknown_one(tmp_path: Path) -> None:
-    pm = _pm(tmp_path, [{"settings": {"prometheus_url": "http://127.0.0.1:9"}}], RUNBOOK)
+    settings = {"prometheus_url": "http://127.0.0.1:9", "alert_expression": True}
+    pm = _pm(tmp_path, [{"settings": settings}], RUNBOOK)
     from paramedic.core.alerts import Alert, AlertStatus
     from paramedic.engine import enrichment
 
@@ -466,3 +467,64 @@ def test_specs_of_a_runbook_incident_and_of_an_unknown_one(tmp_path: Path) -> No
         ("changes", {}),
     ]
     pm.db.dispose()
+
+
+def test_an_alerts_generator_url_runs_no_promql_unless_the_operator_enables_it(tmp_path: Path) -> None:
+    """The generatorURL is alert text: by default its ``g0.expr`` never reaches Prometheus."""
+    from paramedic.core.alerts import Alert, AlertStatus
+    from paramedic.engine import enrichment
+
+    hostile = "http://prom:9090/graph?g0.expr=count%28%7B__name__%3D~%22.%2B%22%7D%29+by+%28__name__%29&g0.tab=1"
+
+    def specs(settings: dict[str, Any], where: str) -> list[Any]:
+        pm = _pm(tmp_path / where, [{"settings": settings}])
+
+        async def go() -> list[Any]:
+            (r,) = await pm.ingest(
+                [Alert("alertmanager", "fp", "Odd", AlertStatus.FIRING, T0, {"service": "web"}, generator_url=hostile)]
+            )
+            enricher = enrichment.build(config=pm.config, registry=pm.registry, db=pm.db, clock=pm.clock, http=None)
+            assert r.incident_id
+            facts = enricher.read_facts(r.incident_id)
+            assert facts is not None
+            return list(enricher.specs_for(facts))
+
+        try:
+            return asyncio.run(go())
+        finally:
+            pm.db.dispose()
+
+    assert specs({"prometheus_url": "http://127.0.0.1:9"}, "default") == [("changes", {})]
+    enabled = specs({"prometheus_url": "http://127.0.0.1:9", "alert_expression": True}, "enabled")
+    assert enabled[0][1]["query"] == 'count({__name__=~".+"}) by (__name__)'
+    with pytest.raises(ConfigError, match="alert_expression must be true or false"):
+        EnrichSettings.from_config([{"settings": {"alert_expression": "yes"}}])
+
+
+def test_the_logs_collector_refuses_symlinks_that_leave_its_folders(tmp_path: Path) -> None:
+    """A log path can be rendered from alert labels: a link out of the allowed folders is not read."""
+    logs, outside = tmp_path / "logs", tmp_path / "secret"
+    logs.mkdir()
+    outside.mkdir()
+    (outside / "shadow").write_text("root:$6$hash\n")
+    (logs / "web.log").write_text("GET / 200\n")
+    (logs / "evil.log").symlink_to(outside / "shadow")
+    (logs / "sub").symlink_to(outside, target_is_directory=True)
+    (logs / "rotated.log").symlink_to(logs / "web.log")  # a link that stays inside is fine
+
+    def tail(file: Path, allowed: tuple[str, ...] = ()) -> Evidence:
+        return asyncio.run(LogsCollector(allowed=allowed).collect(request({"file": str(file), "lines": 5})))
+
+    for hostile in (logs / "evil.log", logs / "sub" / "shadow"):
+        with pytest.raises(CollectError, match="goes through a symlink"):
+            tail(hostile)
+        with pytest.raises(CollectError, match="outside the allowed folders"):
+            tail(hostile, (str(logs),))
+    assert tail(logs / "web.log").data["lines"] == ["GET / 200"]
+    with pytest.raises(CollectError, match="goes through a symlink"):
+        tail(logs / "rotated.log")  # without log_dirs, no link at all
+    assert tail(logs / "rotated.log", (str(logs),)).data["lines"] == ["GET / 200"]
+    with pytest.raises(CollectError, match="outside the allowed folders"):
+        tail(logs / "web.log", (str(outside),))
+    with pytest.raises(ConfigError, match="log_dirs"):
+        EnrichSettings.from_config([{"settings": {"log_dirs": ["relative"]}}])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -183,3 +184,45 @@ def test_html_and_jira_and_plain() -> None:
     assert "[link|https://e.x/a?b=1&c=2]" in jira
     assert to_jira(escape("{code} *x* [y|z]")) == r"\{code\} \*x\* \[y\|z\]"
     assert to_plain(escape("a_b*c")) == "a_b*c"
+
+
+HOSTILE = {
+    "alertname": "Disk @org/payments-team",
+    "instance": "<!channel> @here",
+    "service": "web",
+    "note": "cc @octocat <@U024BE7LH> <!subteam^SAZ94GDB8> <!here> [~admin] @channel",
+}
+
+
+def test_mentions_in_alert_text_are_neutralised_in_every_sink() -> None:
+    """An annotation ``@org/team`` pinged that team from a GitHub issue; ``<!channel>`` in an alert's
+    instance reached Slack's fallback ``text`` unescaped. Neither may notify anyone from alert text."""
+    from paramedic.notify.base import Notification
+    from paramedic.notify.slack import SlackConfig, SlackSink
+
+    inc = incident(
+        alertname=HOSTILE["alertname"],
+        labels=HOSTILE,
+        annotations={"summary": HOSTILE["note"], "description": "ping @payments-oncall"},
+    )
+    facts = IncidentFacts(incident=inc, runs=(), evidence=())
+    md = compose(
+        facts, event="escalated", reason="escalated by @mallory", now=T0, owner="team-web", contact="@web-oncall"
+    )
+    head = title(facts, "escalated")
+    mention = re.compile(r"(?<![\w\u200b])@[\w-]")  # a live @mention: "@" directly followed by a name
+    slack_special = re.compile(r"<[!@]")
+    for text in (head, md, to_html(md), to_plain(md), to_jira(md)):
+        assert not mention.search(text.replace("`@web-oncall`", "").replace("contact: @web-oncall", "")), text
+    slack = SlackSink(SlackConfig(type="slack", name="slack"), webhook_url="http://slack.invalid", client=None)  # type: ignore[arg-type]
+    message = slack.message(
+        Notification(event="escalated", incident_id=inc.id, title=head, summary_markdown=md, severity="critical",
+                     dedup_key="k", status="escalated", labels=dict(inc.labels))
+    )  # fmt: skip
+    rendered = [message["text"], *(b["text"]["text"] for b in message["blocks"] if b["type"] == "section")]
+    for text in rendered:
+        assert not slack_special.search(text), text
+        assert not mention.search(text.replace("contact: @web-oncall", "")), text
+    assert "[~admin]" not in to_jira(md)
+    assert "contact: @web-oncall" in md  # the owner's contact comes from the config: it still pings
+    assert "\u200b" in head  # the text still reads the same

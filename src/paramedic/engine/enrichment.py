@@ -7,8 +7,10 @@ the run workers, so collecting evidence never delays a remediation. The task col
 ``http.*`` and ``shell.*``, whose targets are requests, not things with a state), and recent
 changes; an alert that matches no runbook gets ``enrich_defaults`` (rendered against its labels)
 or, when that lists no collector, the built-in default: recent changes, and a chart of the alert's
-own PromQL expression when Alertmanager's ``generatorURL`` carries one and a Prometheus URL is
-configured. Every collector runs concurrently, each within ``min(its timeout, budget)``; one that
+own PromQL expression when Alertmanager's ``generatorURL`` carries one, a Prometheus URL is
+configured and the operator turned on ``settings.alert_expression`` (the URL is alert text: without
+the opt-in, whoever can post an alert would choose the query run against Prometheus). Every
+collector runs concurrently, each within ``min(its timeout, budget)``; one that
 fails or overruns becomes a ``failed`` / ``timeout`` evidence row with the reason. All rows of an
 incident are written in one transaction, so "the incident has evidence" means "collection is
 over" (the notifier relies on it). A run waiting for approval gets its ``approval_needed``
@@ -281,7 +283,7 @@ class Enricher:
 
     def _defaults(self, row: IncidentRow, add: Callable[[str, Mapping[str, Any]], None]) -> list[Evidence]:
         if all(split_spec(spec)[0] == "settings" for spec in self.settings.defaults):
-            expr = alert_expression(row.generator_url)
+            expr = alert_expression(row.generator_url) if self.settings.alert_expression else None
             if expr and self.settings.prometheus_url:
                 add("prometheus", {"query": expr, "range": "30m", "title": f"{row.alertname}: the alert's expression"})
             return []
@@ -489,7 +491,7 @@ def build(
 
     collectors: list[Collector] = [
         PrometheusCollector(http, default_url=opts.prometheus_url, timeout=opts.timeout),
-        LogsCollector(supervisor=proxy, supervisor_url=sv_url),
+        LogsCollector(supervisor=proxy, supervisor_url=sv_url, allowed=opts.log_dirs),
         LokiCollector(http, default_url=opts.loki_url, timeout=opts.timeout),
         KubernetesCollector(lambda: _pod_reader(registry)),
         ChangesCollector(read_changes),

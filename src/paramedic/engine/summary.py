@@ -13,6 +13,7 @@ are untrusted: they are shown as code spans or escaped text, never as markup or 
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -148,7 +149,8 @@ def title(facts: IncidentFacts, event: str) -> str:
     inc = facts.incident
     heading = HEADINGS.get(event, event.replace("_", " ").capitalize())
     where = inc.labels.get("instance") or inc.service
-    return _clip(f"{heading}: {inc.alertname}" + (f" on {where}" if where else "") + f" (#{inc.id})", 250)
+    text = f"{heading}: {inc.alertname}" + (f" on {where}" if where else "") + f" (#{inc.id})"
+    return _clip(no_mentions(text), 250)  # alert text: a sink shows it as is
 
 
 def compose(facts: IncidentFacts, *, event: str, reason: str, now: datetime, owner: str = "", contact: str = "") -> str:
@@ -156,7 +158,8 @@ def compose(facts: IncidentFacts, *, event: str, reason: str, now: datetime, own
     heading = HEADINGS.get(event, event.replace("_", " ").capitalize())
     parts = [f"**{heading}** — incident #{inc.id}: {code(inc.alertname)}" + _where(inc)]
     if owner:
-        parts.append(f"_Owner:_ {code(owner)}" + (f" — contact: {escape(_clip(contact, 300))}" if contact else ""))
+        reach = f" — contact: {escape(_clip(contact, 300), mentions=True)}" if contact else ""  # from the config
+        parts.append(f"_Owner:_ {code(owner)}{reach}")
     else:
         parts.append("_Owner:_ unknown (no runbook matches and no `owners:` entry names this service)")
     if reason:
@@ -310,15 +313,26 @@ def _now(inc: IncidentRow, now: datetime) -> str:
 # ---- text helpers ------------------------------------------------------------------------------
 def code(text: str) -> str:
     """Untrusted text as an inline code span (no markup, no links)."""
-    return "`" + " ".join(str(text).split()).replace("`", "'")[:MAX_LINE] + "`"
+    return "`" + no_mentions(" ".join(str(text).split()).replace("`", "'")[:MAX_LINE]) + "`"
 
 
-def escape(text: str) -> str:
-    """Untrusted text as plain markdown text on one line: markup characters escaped."""
+def escape(text: str, *, mentions: bool = False) -> str:
+    """Untrusted text as plain markdown text on one line: markup characters escaped and, unless
+    ``mentions`` (text from the config, such as an owner's contact), ``@`` mentions neutralised."""
     out = " ".join(str(text).split())
     for ch in "\\`*_[]<>#|":
         out = out.replace(ch, "\\" + ch)
-    return out
+    return out if mentions else no_mentions(out)
+
+
+_MENTION = re.compile(r"@(?=[\w!^-])")
+
+
+def no_mentions(text: str) -> str:
+    """``@user``, ``@org/team``, ``@here``, ``@channel`` with a zero-width space after the ``@``: it
+    reads the same, and GitHub, Slack and Jira no longer see a mention. (Slack's ``<!channel>``,
+    ``<!here>``, ``<@U…>`` and ``<!subteam^…>`` need their ``<``, which every sink escapes.)"""
+    return _MENTION.sub("@\u200b", text)
 
 
 def _at(at: datetime | None) -> str:

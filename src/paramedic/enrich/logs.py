@@ -8,17 +8,24 @@ Specs::
 Every line is passed through ``core.audit.redact_text`` (bearer tokens, passwords in URLs,
 ``password=…``) and a JSON-style ``"token": "…"`` pass before it is stored or sent anywhere: a log
 tail ends up in Slack and in tickets. A file path must be absolute and may not contain ``..``,
-because a path can be rendered from alert labels. The supervisord connection comes from the
-engine (a factory over ``actions.supervisor.make_proxy`` and ``executors.supervisor``).
+because a path can be rendered from alert labels. It must also stay, once every symlink is resolved,
+inside the allowed folders ``settings.log_dirs`` of ``enrich_defaults``; without that setting no
+part of the path may be a symlink. So a symlink ``/var/log/web/error.log -> /etc/shadow`` (or a
+symlinked folder that leads elsewhere) is refused; the file is opened at its resolved path with
+``O_NOFOLLOW`` so it cannot be swapped for a link between the check and the read. The supervisord
+connection comes from the engine (a factory over ``actions.supervisor.make_proxy`` and
+``executors.supervisor``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import re
+import stat
 import xmlrpc.client
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -51,9 +58,12 @@ class LogsCollector:
 
     kind = "logs"
 
-    def __init__(self, *, supervisor: ProxyFactory | None = None, supervisor_url: str = "") -> None:
+    def __init__(
+        self, *, supervisor: ProxyFactory | None = None, supervisor_url: str = "", allowed: Sequence[str] = ()
+    ) -> None:
         self._supervisor = supervisor
         self._supervisor_url = supervisor_url
+        self._allowed = tuple(allowed)  # folders a log file may resolve into; empty: the spec's own folder
 
     def title(self, request: EnrichRequest) -> str:
         o = request.options
@@ -67,7 +77,8 @@ class LogsCollector:
             raise CollectError("a logs spec takes exactly one of file (a path) or program (a supervisord name)")
         if o.get("file"):
             path = _check_path(str(o["file"]))
-            text, source = await asyncio.to_thread(_tail_file, path, count), path
+            real = _inside(path, self._allowed)
+            text, source = await asyncio.to_thread(_tail_file, real, count), path
         else:
             name = str(o["program"])
             if not _PROGRAM.fullmatch(name):
@@ -139,11 +150,33 @@ def _check_path(raw: str) -> str:
     return str(path)
 
 
+def _inside(path: str, allowed: Sequence[str]) -> str:
+    """The resolved path of ``path`` if it lies in one of the ``allowed`` folders, every symlink
+    followed; with no folders configured, ``path`` itself when no part of it is a symlink. Else
+    ``CollectError``."""
+    real = os.path.realpath(path)
+    if not allowed:
+        if real != path:
+            raise CollectError(
+                f"log file {path} goes through a symlink (to {real}); not read. List the folders logs may"
+                " lie in as settings.log_dirs of enrich_defaults to allow links inside them"
+            )
+        return real
+    for folder in allowed:
+        root = os.path.realpath(folder)
+        if os.path.commonpath([root, real]) == root and real != root:
+            return real
+    raise CollectError(
+        f"log file {path} resolves to {real}, outside the allowed folders ({', '.join(allowed)}); not read"
+    )
+
+
 def _tail_file(path: str, count: int) -> str:
     """The last ``count`` lines, reading backwards in blocks, at most ``MAX_BYTES``."""
     try:
-        with open(path, "rb") as f:
-            if not os.path.isfile(path):
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
+        with open(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
                 raise CollectError(f"{path} is not a regular file")
             end = f.seek(0, os.SEEK_END)
             pos, chunks, newlines = end, [], 0
@@ -160,6 +193,10 @@ def _tail_file(path: str, count: int) -> str:
         raise CollectError(f"paramedic may not read {path}") from None
     except IsADirectoryError:
         raise CollectError(f"{path} is a directory") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # became a symlink after the check
+            raise CollectError(f"{path} is a symlink; not read") from None
+        raise CollectError(f"cannot read {path}: {exc.strerror}") from None
     data = b"".join(reversed(chunks))
     if pos > 0 and b"\n" in data:
         data = data.split(b"\n", 1)[1]  # drop the partial first line

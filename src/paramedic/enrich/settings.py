@@ -16,7 +16,9 @@ from typing import Any
 from paramedic.core.durations import parse_duration
 from paramedic.core.errors import ConfigError
 
-SETTINGS_KEYS = frozenset({"prometheus_url", "budget", "timeout", "traces_url", "traces_backend", "loki_url"})
+SETTINGS_KEYS = frozenset(
+    {"prometheus_url", "budget", "timeout", "traces_url", "traces_backend", "loki_url", "alert_expression", "log_dirs"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +31,11 @@ class EnrichSettings:
     traces_url: str | None = None  # Tempo or Jaeger, for ``traces`` specs without a url
     traces_backend: str = "tempo"
     loki_url: str | None = None  # for ``loki`` specs without a url
+    # run the PromQL of an alert's ``generatorURL`` (``g0.expr``) against ``prometheus_url``: off unless
+    # the operator turns it on, since that URL is alert text, and whoever can post an alert would
+    # otherwise choose the query paramedic runs against its Prometheus
+    alert_expression: bool = False
+    log_dirs: tuple[str, ...] = ()  # folders a ``logs`` file may resolve into (default: its own folder)
     defaults: tuple[Mapping[str, Any], ...] = ()  # enrich_defaults as given (settings entries too)
 
     @classmethod
@@ -52,6 +59,12 @@ class EnrichSettings:
             url = found.get(key)
             if url is not None and not str(url).startswith(("http://", "https://")):
                 raise ConfigError(f"enrich_defaults settings.{key} must be an http(s) URL")
+        alert_expression = found.get("alert_expression", False)
+        if not isinstance(alert_expression, bool):
+            raise ConfigError("enrich_defaults settings.alert_expression must be true or false")
+        log_dirs = found.get("log_dirs", [])
+        if not isinstance(log_dirs, list) or not all(isinstance(d, str) and d.startswith("/") for d in log_dirs):
+            raise ConfigError("enrich_defaults settings.log_dirs must be a list of absolute folder paths")
         backend = str(found.get("traces_backend", "tempo"))
         if backend not in {"tempo", "jaeger"}:
             raise ConfigError(f"enrich_defaults settings.traces_backend must be tempo or jaeger, not {backend!r}")
@@ -62,6 +75,8 @@ class EnrichSettings:
             traces_url=str(found["traces_url"]) if found.get("traces_url") else None,
             traces_backend=backend,
             loki_url=str(found["loki_url"]) if found.get("loki_url") else None,
+            alert_expression=alert_expression,
+            log_dirs=tuple(log_dirs),
             defaults=tuple(dict(e) for e in entries),
         )
 

@@ -76,14 +76,14 @@ def _blocks(md: str) -> list[tuple[str, list[str]]]:
 
 
 # ---- Slack -----------------------------------------------------------------------------------
-def _slack_escape(text: str) -> str:
+def slack_escape(text: str) -> str:
     # Slack's only escapes: these three (https://api.slack.com/reference/surfaces/formatting#escaping)
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 _SLACK = _Dialect(
-    text=_slack_escape,
-    code=lambda s: "`" + _slack_escape(s) + "`",
+    text=slack_escape,
+    code=lambda s: "`" + slack_escape(s) + "`",
     bold=lambda s: f"*{s}*",
     italic=lambda s: f"_{s}_",
     link=lambda url, text: f"<{url.replace('|', '%7C')}|{text}>",
@@ -95,7 +95,7 @@ def to_slack(md: str) -> str:
     out = []
     for kind, lines in _blocks(md):
         if kind == "code":
-            out.append("```\n" + _slack_escape("\n".join(lines)) + "\n```")
+            out.append("```\n" + slack_escape("\n".join(lines)) + "\n```")
             continue
         for line in lines:
             heading = re.match(r"^#{1,6} (.*)$", line)

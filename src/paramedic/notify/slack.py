@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from paramedic.core.errors import PermanentError
 from paramedic.notify import http
 from paramedic.notify.base import Notification, absolute, wants
-from paramedic.notify.markdown import to_slack
+from paramedic.notify.markdown import slack_escape, to_slack
 
 SECTION_LIMIT = 3000
 HEADER_LIMIT = 150
@@ -92,7 +92,9 @@ class SlackSink:
             f" · <{incident_url}|incident #{note.incident_id}>" if incident_url else ""
         )
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": context}]})
-        message: dict[str, Any] = {"text": note.title, "blocks": blocks}
+        # the fallback text (notifications, screen readers) is mrkdwn too: escaped like the sections, so
+        # an alert named "<!channel>" cannot ping a channel
+        message: dict[str, Any] = {"text": slack_escape(note.title), "blocks": blocks}
         extras: Mapping[str, str] = {
             "channel": self.cfg.channel,
             "username": self.cfg.username,
