@@ -79,7 +79,7 @@ runbooks:
     description: A web instance stops answering; restart it.
     match: {alertname: WebDown, labels: {service: web}}
     target: "{{ labels.instance }}"
-    mode: observe
+    mode: approve            # the ceiling its owner allows; start it in observe by hand
     require: {firing_for: 1m}
     guardrails:
       rate_limit: {max: 2, per: 1h, scope: target}
@@ -218,3 +218,34 @@ class HistoryPrometheus:
                 self.proc.kill()
                 self.proc.wait()
             self.proc = None
+
+
+def main() -> None:  # pragma: no cover - the documented way to serve the history by hand
+    """``python -m paramedic.lab.history --workdir DIR --port 9391``: serve the history, write the
+    lab's runbooks and config next to it, until Ctrl-C."""
+    import argparse
+    import signal
+
+    def stop(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)  # a plain kill stops Prometheus too
+
+    parser = argparse.ArgumentParser(description="serve the lab's alert history on a real Prometheus")
+    parser.add_argument("--workdir", type=Path, required=True)
+    parser.add_argument("--port", type=int, default=9391)
+    args = parser.parse_args()
+    (args.workdir / "runbooks").mkdir(parents=True, exist_ok=True)
+    (args.workdir / "runbooks" / "lab.yaml").write_text(RUNBOOKS)
+    (args.workdir / "paramedic.yaml").write_text(CONFIG)
+    with HistoryPrometheus(args.workdir / "prometheus", port=args.port) as prom:
+        print(f"history on {prom.url} ({START:%Y-%m-%d} to {END:%Y-%m-%d}); runbooks in {args.workdir}/runbooks")
+        try:
+            while prom.proc is not None and prom.proc.poll() is None:
+                time.sleep(1)
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

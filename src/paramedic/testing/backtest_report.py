@@ -72,24 +72,21 @@ def render_table(result: BacktestResult, quality: DataQuality, console: Console)
         ("matched", "right"),
         ("acted", "right"),
         ("refused by", "left"),
+        ("no plan", "right"),
         ("peak", "right"),
         ("targets", "right"),
         ("self-resolved", "right"),
     ):
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
     for s in summaries:
-        extra = []
-        if s.failed:
-            extra.append(f"{s.failed} unverified")
-        if s.plan_errors:
-            extra.append(f"{s.plan_errors} no plan")
-        acted = f"{s.acted}" + (f" ({', '.join(extra)})" if extra else "")
+        acted = f"{s.acted}" + (f" ({s.failed} unverified)" if s.failed else "")
         table.add_row(
             escape(s.runbook),
             s.mode,
             str(s.matched),
             acted,
             _refusals(s),
+            str(s.plan_errors),
             str(s.peak_concurrency),
             str(len(s.targets)),
             str(len(s.weak)),
@@ -100,7 +97,10 @@ def render_table(result: BacktestResult, quality: DataQuality, console: Console)
         names = ", ".join(f"{escape(n)} ×{c}" for n, c in lost.most_common(5))
         console.print(f"no runbook for {sum(lost.values())} episode(s) (a human is paged): {names}", highlight=False)
     for m in result.mode_changes:
-        console.print(f"{m.at:%Y-%m-%d %H:%M} {escape(m.runbook)} → {m.mode}: {escape(m.reason)}", highlight=False)
+        would = "would have moved" if result.settings.as_auto else "moved"
+        console.print(
+            f"{m.at:%Y-%m-%d %H:%M} {escape(m.runbook)} {would} to {m.mode}: {escape(m.reason)}", highlight=False
+        )
     _render_quality(quality, console)
 
 
@@ -167,6 +167,7 @@ def actions_chart(result: BacktestResult, path: Path) -> None:
     for i, (name, counts) in enumerate(series):
         ax.bar(xs, counts, width=width, bottom=bottom, align="edge", label=name[:40], color=_PALETTE[i % 8])
         bottom = [a + b for a, b in zip(bottom, counts, strict=True)]
+    ax.set_xlim(xs[0], xs[-1] + size / timedelta(days=1))
     unit = "hour" if size == timedelta(hours=1) else "day"
     ax.set_title(f"Actions the runbooks would have taken, per {unit}", fontsize=11)
     ax.set_ylabel("actions")
