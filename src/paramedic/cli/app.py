@@ -119,8 +119,8 @@ def validate(paths: tuple[str, ...], strict: bool) -> None:
         try:
             _load_config(cf)
         except ParamedicError as exc:
-            err.print(str(exc), highlight=False)
-            bad += 1
+            err.print(escape(str(exc)), highlight=False)
+            bad += max(1, len(str(exc).splitlines()))  # every problem is one line
     result = loader.load(rb_paths, build_registry({}))
     for p in result.problems:
         style = "red" if p.severity == "error" else "yellow"

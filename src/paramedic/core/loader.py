@@ -125,6 +125,41 @@ def _model_at(loc: Sequence[str | int]) -> type[BaseModel] | None:
     return model
 
 
+def yaml_with_positions(text: str) -> tuple[Any, dict[Path, tuple[int, int]]]:
+    """The data of a YAML document and where each path in it starts (line, column; 1-based).
+    Raises ``yaml.YAMLError``."""
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    positions: dict[Path, tuple[int, int]] = {}
+    return (None if root is None else _to_python(root, (), positions)), positions
+
+
+@dataclass(frozen=True, slots=True)
+class RawAction:
+    """A step's ``action`` as written, for runbooks that failed validation (still worth checking)."""
+
+    runbook_line: int
+    action: str
+    line: int
+    col: int
+
+
+def raw_actions(text: str) -> list[RawAction]:
+    """Every ``runbooks[*].steps[*].action`` string of a file, valid runbook or not."""
+    try:
+        data, positions = yaml_with_positions(text)
+    except yaml.YAMLError:
+        return []
+    books = data.get("runbooks") if isinstance(data, dict) else None
+    out: list[RawAction] = []
+    for i, book in enumerate(books if isinstance(books, list) else []):
+        steps = book.get("steps") if isinstance(book, dict) else None
+        for j, step in enumerate(steps if isinstance(steps, list) else []):
+            if isinstance(step, dict) and isinstance(step.get("action"), str):
+                line, col = positions.get(("runbooks", i, "steps", j, "action"), (1, 1))
+                out.append(RawAction(positions.get(("runbooks", i), (1, 1))[0], step["action"], line, col))
+    return out
+
+
 def parse_runbooks(text: str, filename: str) -> tuple[list[Located], list[Problem]]:
     """Parse one runbook file. Returns the valid runbooks and every problem found."""
     try:

@@ -7,17 +7,19 @@ underscores (``PARAMEDIC_AUTOMATION__PAUSED=true``). Values are parsed as YAML s
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import yaml
-from pydantic import SecretStr, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 
 from paramedic.core.audit import AuditKey
 from paramedic.core.config import Config
 from paramedic.core.errors import ConfigError
+from paramedic.core.loader import yaml_with_positions
 
 PREFIX = "PARAMEDIC_"
 _NOT_CONFIG = {
@@ -41,15 +43,26 @@ def config_path(explicit: str | None, env: Mapping[str, str] | None = None) -> P
     return default if default.exists() else None
 
 
-def _overrides(env: Mapping[str, str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, raw in env.items():
+def _config_vars(env: Mapping[str, str]) -> dict[tuple[str, ...], str]:
+    """The config path each ``PARAMEDIC_*`` override sets → the variable's name."""
+    out: dict[tuple[str, ...], str] = {}
+    for key in env:
         if not key.startswith(PREFIX) or key[len(PREFIX) :] in _NOT_CONFIG or key.startswith(PREFIX + "TEST_"):
             continue
-        path = key[len(PREFIX) :].lower().split("__")
+        out[tuple(key[len(PREFIX) :].lower().split("__"))] = key
+    return out
+
+
+def _overrides(env: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for path, key in _config_vars(env).items():
+        raw = env[key]
         node = out
         for part in path[:-1]:
-            node = node.setdefault(part, {})
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):  # PARAMEDIC_X=1 and PARAMEDIC_X__Y=2: the nested one wins
+                child = node[part] = {}
+            node = child
         try:
             node[path[-1]] = yaml.safe_load(raw)
         except yaml.YAMLError:
@@ -64,6 +77,65 @@ def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
         else:
             base[k] = v
     return base
+
+
+def _model_keys(loc: tuple[str, ...]) -> list[str]:
+    """The keys the config model accepts at ``loc`` (for did-you-mean), best effort."""
+    model: Any = Config
+    for part in loc:
+        if part.isdigit():
+            continue
+        fields = getattr(model, "model_fields", None)
+        if fields is None or part not in fields:
+            return []
+        ann = fields[part].annotation
+        inner = [a for c in (ann, *get_args(ann)) for a in (c, *get_args(c))]
+        model = next((a for a in inner if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        if model is None:
+            return []
+    return list(getattr(model, "model_fields", {}))
+
+
+def describe_errors(
+    exc: ValidationError,
+    *,
+    where: str,
+    positions: Mapping[tuple[str | int, ...], tuple[int, int]] | None = None,
+    env_vars: Mapping[tuple[str, ...], str] | None = None,
+) -> str:
+    """Every validation error of the config, one line each: ``FILE:LINE:COL: key: problem (hint)``,
+    or ``environment PARAMEDIC_X__Y: ...`` for a value an override set, with did-you-mean. Lines are
+    in file order, the environment's after."""
+    lines: list[tuple[tuple[int, int], str]] = []
+    for err in exc.errors():
+        loc = tuple(str(p) for p in err["loc"])
+        dotted = ".".join(loc) or "(top level)"
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        hint = ""
+        var = next((env_vars[loc[:n]] for n in range(len(loc), 0, -1) if env_vars and loc[:n] in env_vars), None)
+        if err["type"] == "extra_forbidden":
+            close = difflib.get_close_matches(loc[-1], _model_keys(loc[:-1]), n=1) if loc else []
+            msg = f"unknown key {dotted}"
+            if close and var:
+                hint = f"did you mean {PREFIX}{'__'.join((*loc[:-1], close[0])).upper()}?"
+            elif close:
+                hint = f"did you mean {close[0]!r}?"
+        elif "duration" in msg:
+            hint = "durations look like 30s, 15m, 1h"
+        order = (10**9, 0)
+        if var is not None:
+            head = f"environment {var}"
+        elif positions is not None:
+            at: tuple[str | int, ...] = tuple(int(p) if p.isdigit() else p for p in loc)
+            while at and at not in positions:
+                at = at[:-1]
+            line, col = positions.get(at, (1, 1))
+            head, order = f"{where}:{line}:{col}", (line, col)
+        else:
+            head = where
+        text = msg if err["type"] == "extra_forbidden" else f"{dotted}: {msg}"
+        lines.append((order, f"{head}: {text}" + (f" (hint: {hint})" if hint else "")))
+    return "\n".join(line for _, line in sorted(lines, key=lambda pair: pair[0]))
 
 
 def format_errors(exc: ValidationError, where: str) -> str:
@@ -85,10 +157,12 @@ def load_config(
     env = os.environ if env is None else env
     data: dict[str, Any] = {}
     where = "defaults"
+    positions: dict[tuple[str | int, ...], tuple[int, int]] | None = None
     if path is not None:
         where = str(path)
         try:
-            loaded = yaml.safe_load(path.read_text()) or {}
+            loaded, positions = yaml_with_positions(path.read_text())
+            loaded = loaded or {}
         except FileNotFoundError:
             raise ConfigError(f"config file {path} not found; create one or pass --config") from None
         except yaml.YAMLError as exc:
@@ -107,7 +181,7 @@ def load_config(
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(format_errors(exc, where)) from None
+        raise ConfigError(describe_errors(exc, where=where, positions=positions, env_vars=_config_vars(env))) from None
     return resolve_secrets(config, env)
 
 

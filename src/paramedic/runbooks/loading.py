@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from paramedic.actions.registry import ExecutorRegistry
-from paramedic.core.loader import Located, Problem, lint_runbook, parse_runbooks
+from paramedic.core.loader import Located, Problem, lint_runbook, parse_runbooks, raw_actions
 from paramedic.core.matcher import MatchIndex, pinned, runbook_matches, value_matches
 from paramedic.core.runbooks import COLLECTOR_KINDS, MatchValue, Runbook
 
@@ -201,6 +201,14 @@ def load(paths: Iterable[str | Path], registry: ExecutorRegistry, *, lint: bool 
                 problems.append(Problem(str(f), 1, 1, f"cannot read: {exc.strerror}"))
                 continue
             found, probs = parse_runbooks(text, str(f))
+            # a runbook with schema errors is dropped, but its action names are still checked, so
+            # every error of a file shows at once rather than one layer per fix
+            if any(p.severity == "error" for p in probs):
+                valid_lines = {loc.line for loc in found}
+                for raw in raw_actions(text):
+                    if raw.runbook_line not in valid_lines and raw.action not in registry.names():
+                        hint = registry.suggest(raw.action)
+                        probs.append(Problem(str(f), raw.line, raw.col, f"unknown action {raw.action!r}", hint))
         problems.extend(probs)
         for loc in found:
             problems.extend(check_actions(loc, registry))
