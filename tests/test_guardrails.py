@@ -379,7 +379,7 @@ def test_rate_limit_says_how_many_and_when_next() -> None:
     )
     v = verdict(inp, Check.RATE_LIMIT)
     assert v.reason == (
-        "rate limit: 3 of 3 actions on target 10.0.0.1:80 in the last 1h; next allowed at 14:32:05 UTC (in 12m05s)"
+        "rate limit: 3 of 3 remediations on target 10.0.0.1:80 in the last 1h; next allowed at 14:32:05 UTC (in 12m05s)"
     )
     assert v.retry_at == datetime(2024, 5, 3, 14, 32, 5, tzinfo=UTC)
     # At retry_at exactly, the oldest action has left the sliding window.
@@ -390,7 +390,7 @@ def test_rate_limit_says_how_many_and_when_next() -> None:
 def test_rate_limit_allowed_reason_counts_this_one() -> None:
     inp = make(guardrails=rails(rate_limit=RateLimit(max=3, per=H)), recent_actions=[done(ago=M)])
     assert verdict(inp, Check.RATE_LIMIT).reason == (
-        "rate limit: 1 of 3 actions on target 10.0.0.1:80 in the last 1h; this one makes 2"
+        "rate limit: 1 of 3 remediations on target 10.0.0.1:80 in the last 1h; this one makes 2"
     )
 
 
@@ -671,7 +671,7 @@ def test_verdict_json() -> None:
         "check": "rate_limit",
         "allowed": False,
         "code": "rate_limited",
-        "reason": "rate limit: 1 of 1 actions on target 10.0.0.1:80 in the last 1h; "
+        "reason": "rate limit: 1 of 1 remediations on target 10.0.0.1:80 in the last 1h; "
         "next allowed at 15:10:00 UTC (in 50m00s)",
         "retry_at": "2024-05-03T15:10:00+00:00",
     }

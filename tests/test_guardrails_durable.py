@@ -60,7 +60,7 @@ def test_rate_limit_survives_a_restart(tmp_path: Path, database_url: str) -> Non
         srv.wait(lambda c: status(c, third) == "escalated")
         run = c.get(f"/api/v1/incidents/{third}").json()["runs"][0]
     assert run["status"] == "refused"
-    assert run["reason"].startswith("rate_limited: rate limit: 2 of 2 actions on target h1 in the last 1h")
+    assert run["reason"].startswith("rate_limited: rate limit: 2 of 2 remediations on target h1 in the last 1h")
     assert "next allowed at" in run["reason"]
     assert len(list(tmp_path.glob("acted-*"))) == 2
 

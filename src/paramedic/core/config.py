@@ -195,6 +195,8 @@ class Config(_Strict):
     prometheus_url: str = ""  # default for verify.prometheus and metric evidence
     workers: int = Field(default=4, ge=1, le=64)
     lease: Duration = timedelta(seconds=30)
+    # claims of one run (its first, plus resumes after crashes or lost leases) before it fails and escalates
+    max_run_attempts: int = Field(default=3, ge=1, le=20)
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)  # fits 10,000 alerts (MAX_ALERTS) of ~1.5 KB
     inline_alerts: int = Field(default=200, ge=1)  # larger deliveries: stored as received, recorded after the 202
     log_format: Literal["json", "text"] = "json"

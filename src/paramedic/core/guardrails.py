@@ -32,7 +32,7 @@ from typing import TypedDict
 from urllib.parse import quote
 
 from paramedic.core import breaker as _breaker
-from paramedic.core.breaker import Admit, BreakerState
+from paramedic.core.breaker import Admit, BreakerState, BreakerStatus
 from paramedic.core.durations import format_duration
 from paramedic.core.freeze import FreezeWindow, active_freeze, next_end
 from paramedic.core.runbooks import BlastRadius, Flap, Guardrails, RateLimit, Require
@@ -399,13 +399,14 @@ def _rate_scope(rl: RateLimit, inp: GuardrailInput) -> tuple[str, Callable[[Acti
 
 
 def check_rate_limit(inp: GuardrailInput) -> Verdict:
-    """At most ``max`` executed actions in the scope within the sliding ``(now - per, now]``."""
+    """At most ``max`` remediations (runs that took their reservation) in the scope within the
+    sliding ``(now - per, now]``; each ledger record is one run."""
     rl = inp.guardrails.rate_limit
     if rl is None:
         return _not_configured(Check.RATE_LIMIT, "rate limit")
     what, in_scope = _rate_scope(rl, inp)
     starts = sorted(a.started_at for a in inp.recent_actions if in_scope(a) and a.started_at > inp.now - rl.per)
-    head = f"rate limit: {len(starts)} of {rl.max} actions {what} in the last {_span(rl.per)}"
+    head = f"rate limit: {len(starts)} of {rl.max} remediations {what} in the last {_span(rl.per)}"
     if len(starts) < rl.max:
         return _allow(Check.RATE_LIMIT, f"{head}; this one makes {len(starts) + 1}")
     # The window must shed its oldest actions until one slot is free.
@@ -576,6 +577,27 @@ def decide(inp: GuardrailInput) -> Decision:
     )
     allowed = first_refusal(verdicts) is None
     return Decision(verdicts=verdicts, breaker=admitted if allowed else inp.breaker)
+
+
+def decide_held(inp: GuardrailInput) -> Decision:
+    """The verdicts for a later step of a run that already holds its reservation.
+
+    A run reserves its budget once, before its first step: data quality, the rate limit (one
+    remediation), the blast radius (one action in flight) and the breaker's admission are spent
+    then, so a later step is never refused by its own run's count. Only two things stop a run
+    that has started: a human's pause, and a breaker another run opened since. The runner then
+    takes the same path as a failed step (undo, or name what was left). The breaker state comes
+    back unchanged: a held step does not take the half-open breaker's one trial.
+    """
+    full = decide(inp)
+    breaker_open = inp.breaker is not None and inp.breaker.status is BreakerStatus.OPEN
+    verdicts = tuple(
+        v
+        if v.check is Check.PAUSED or (v.check is Check.CIRCUIT_BREAKER and breaker_open)
+        else _allow(v.check, f"{v.check.value}: held by this run's reservation, taken before its first step")
+        for v in full.verdicts
+    )
+    return Decision(verdicts=verdicts, breaker=inp.breaker)
 
 
 def evaluate(inp: GuardrailInput) -> list[Verdict]:

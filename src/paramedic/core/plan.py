@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 from paramedic.core.alerts import Alert
-from paramedic.core.runbooks import Mode, OnFailure, Runbook
+from paramedic.core.runbooks import Mode, OnFailure, Runbook, Step
 from paramedic.core.templating import Renderer, check_url
 
 
@@ -26,6 +26,8 @@ class PlannedStep:
     idempotent: bool | None = None
     timeout: float | None = None
     name: str = ""
+    errors: str = "permanent"  # an ``ErrorsMode``
+    undo: Mapping[str, Any] | bool | None = None  # {action, args}; False: nothing undoes it
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +45,11 @@ class Plan:
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
+        for step in data["steps"]:  # defaults left out: a plan stored before they existed keeps its digest
+            if step["errors"] == "permanent":
+                del step["errors"]
+            if step["undo"] is None:
+                del step["undo"]
         data["mode"] = str(self.mode)
         data["on_failure"] = str(self.on_failure)
         if not self.telemetry:  # plans without it keep the digest they always had
@@ -89,6 +96,14 @@ def _check_urls(template: Any, rendered: Any, r: Renderer, *, what: str) -> None
                 _check_urls(value, rendered[key], r, what=what)
 
 
+def _undo(step: Step, r: Renderer) -> Mapping[str, Any] | bool | None:
+    if step.undo is None:
+        return None
+    if step.undo is False:
+        return False
+    return {"action": step.undo.action, "args": r.render(dict(step.undo.with_))}
+
+
 def build_plan(runbook: Runbook, alert: Alert, *, mode: Mode | None = None) -> Plan:
     """Render ``runbook`` for ``alert``. Raises ``TemplateError`` naming the offending label."""
     r = Renderer(alert, runbook.params)
@@ -103,11 +118,15 @@ def build_plan(runbook: Runbook, alert: Alert, *, mode: Mode | None = None) -> P
             idempotent=s.idempotent,
             timeout=s.timeout.total_seconds() if s.timeout else None,
             name=s.name or s.action,
+            errors=str(s.errors),
+            undo=_undo(s, r),
         )
         for i, s in enumerate(runbook.steps)
     )
     for spec, planned in zip(runbook.steps, steps, strict=True):
         _check_urls(spec.with_, planned.args, r, what=f"step {planned.index} ({planned.action})")
+        if spec.undo and isinstance(planned.undo, Mapping):
+            _check_urls(spec.undo.with_, planned.undo["args"], r, what=f"step {planned.index} undo")
     verify = None
     if runbook.verify is not None:
         raw = _seconds(runbook.verify.model_dump(exclude_none=True))

@@ -48,6 +48,15 @@ class OnFailure(StrEnum):
     ROLLBACK = "rollback"
 
 
+class ErrorsMode(StrEnum):
+    """What an error the executor did not classify (a bug, a reply it did not expect) means for a
+    step, after kopf's ``ErrorsMode``. ``ActionError``s carry their own meaning in their type."""
+
+    PERMANENT = "permanent"  # the step fails at once (the default)
+    TEMPORARY = "temporary"  # retried with backoff like a RetryableError, if the step is idempotent
+    IGNORED = "ignored"  # the step counts as done; the error is recorded on it
+
+
 def _duration(value: Any) -> timedelta:
     return parse_duration(value)
 
@@ -140,12 +149,24 @@ class Param(_Strict):
         return value
 
 
+class Undo(_Strict):
+    """How a completed step is undone, when the executor's natural inverse is not the right one."""
+
+    action: str
+    with_: dict[str, Any] = Field(default_factory=dict, alias="with")
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
 class Step(_Strict):
     action: str
     with_: dict[str, Any] = Field(default_factory=dict, alias="with")
     idempotent: bool | None = None
     timeout: Duration | None = None
     name: str = ""
+    errors: ErrorsMode = ErrorsMode.PERMANENT
+    # an action that undoes this step; ``false``: nothing undoes it (not even the executor's inverse)
+    undo: Undo | Literal[False] | None = None
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

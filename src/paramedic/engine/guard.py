@@ -146,7 +146,12 @@ def reserve(
     policy: Policy,
     telemetry: Sequence[g.TelemetryFact] = (),
 ) -> g.Decision:
-    """Decide and, if allowed, record the action as in flight and the step as started.
+    """Decide and, if allowed, record the step as started.
+
+    The first step of a run takes the run's reservation: one in-flight ledger row, which the rate
+    limit counts as one remediation and the blast radius as one action in flight until the run
+    ends (``runs.finish`` settles it). A later step, or a step re-executed after a restart, holds
+    that reservation and is checked only for a pause or an open breaker (``decide_held``).
     ``telemetry``: what the runbook's ``require.telemetry`` queries returned just before."""
     incident = inc_repo.get(conn, run.incident_id)
     assert incident is not None
@@ -158,38 +163,19 @@ def reserve(
         f"runbook={runbook.name}",
     ]
     _lock_scopes(conn, keys)
-    resumed = conn.execute(
-        select(ledger.c.id).where(
-            and_(ledger.c.run_id == run.id, ledger.c.step_idx == step.index, ledger.c.outcome == "in_flight")
-        )
-    ).first()
+    held = holds_reservation(conn, run.id)
     lookback = now - g.episode_lookback(runbook.require, policy.default_flap)
-    decision = g.decide(
-        gather(
-            conn,
-            runbook=runbook,
-            plan=plan,
-            labels=labels,
-            alert=alert_facts(incident, conn, lookback),
-            now=now,
-            policy=policy,
-            telemetry=telemetry,
-        )
+    facts = gather(
+        conn,
+        runbook=runbook,
+        plan=plan,
+        labels=labels,
+        alert=alert_facts(incident, conn, lookback),
+        now=now,
+        policy=policy,
+        telemetry=telemetry,
     )
-    if (
-        resumed is not None
-        and decision.refusal is not None
-        and decision.refusal.check in (g.Check.RATE_LIMIT, g.Check.BLAST_RADIUS, g.Check.CIRCUIT_BREAKER)
-    ):
-        # A resumed step already holds its reservation; it must not be refused by its own count.
-        decision = g.Decision(
-            tuple(
-                v
-                for v in decision.verdicts
-                if v.check not in (g.Check.RATE_LIMIT, g.Check.BLAST_RADIUS, g.Check.CIRCUIT_BREAKER)
-            ),
-            decision.breaker,
-        )
+    decision = g.decide_held(facts) if held else g.decide(facts)
     refusal = decision.refusal
     conn.execute(
         verdicts.insert().values(
@@ -217,7 +203,7 @@ def reserve(
             },
         )
         return decision
-    if resumed is None:
+    if not held:
         conn.execute(
             ledger.insert().values(
                 run_id=run.id,
@@ -244,6 +230,14 @@ def reserve(
         ledger_scope=plan.scope,
     )
     return decision
+
+
+def holds_reservation(conn: Connection, run_id: int) -> bool:
+    """Whether the run has taken its reservation (its ledger row is in flight)."""
+    row = conn.execute(
+        select(ledger.c.id).where(and_(ledger.c.run_id == run_id, ledger.c.outcome == "in_flight"))
+    ).first()
+    return row is not None
 
 
 def _scope_labels(runbook: Runbook) -> set[str]:

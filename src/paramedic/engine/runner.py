@@ -23,7 +23,7 @@ from paramedic.actions.registry import ExecutorRegistry
 from paramedic.core.errors import ActionError, PermanentError, RetryableError, StoreUnavailable
 from paramedic.core.guardrails import TelemetryFact
 from paramedic.core.plan import Plan, PlannedStep
-from paramedic.core.runbooks import OnFailure, Runbook
+from paramedic.core.runbooks import ErrorsMode, OnFailure, Runbook
 from paramedic.engine import guard
 from paramedic.engine.clock import Clock
 from paramedic.engine.verify import VerifyResult, baseline_query, prometheus_value, verify
@@ -51,7 +51,22 @@ class RunContext:
     runbook_of: Callable[[str], Runbook | None]
     policy: guard.Policy = field(default_factory=guard.Policy)
     prometheus_url: str = ""
+    max_attempts: int = 3
     on_finished: Callable[[RunRow, bool, str], Awaitable[None]] | None = None
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def unexpected(exc: Exception, mode: ErrorsMode) -> ActionError | None:
+    """Classify an error an executor raised without classifying it (None: ignore it)."""
+    text = f"unexpected error from the executor: {_describe(exc)}"
+    if mode is ErrorsMode.IGNORED:
+        return None
+    if mode is ErrorsMode.TEMPORARY:
+        return RetryableError(text, reason="unexpected_error")
+    return PermanentError(text, reason="unexpected_error")
 
 
 class LeaseLost(Exception):
@@ -118,6 +133,9 @@ class Runner:
             return False
 
     async def _execute(self) -> None:
+        if self.run.attempts > self.ctx.max_attempts:
+            await self._give_up()
+            return
         start = self.run.current_step
         if self.run.phase == "verify":
             await self._final_verify()
@@ -177,6 +195,27 @@ class Runner:
             return
         await self._final_verify()
 
+    async def _give_up(self) -> None:
+        """A run claimed more often than allowed: every earlier claim ended in a crash or a lost
+        lease. Nothing more runs; a step left 'started' is marked with an unknown outcome."""
+        msg = (
+            f"claimed {self.run.attempts} times (max_run_attempts is {self.ctx.max_attempts}); every earlier "
+            "attempt ended without finishing (a crash or a lost lease): not trying again"
+        )
+        row = await asyncio.to_thread(self._read_step, self.run.current_step)
+        if row is not None and row.status == "started":
+            await self._db(
+                runs_repo.step_finished,
+                self.run,
+                idx=row.idx,
+                ok=False,
+                now=self.ctx.clock(),
+                summary="outcome unknown",
+                error=msg,
+                reason="unknown_outcome",
+            )
+        await self._finish("failed", msg)
+
     def _read_step(self, idx: int) -> StepRow | None:
         with self.ctx.db.read() as conn:
             return runs_repo.step(conn, self.run.id, idx)
@@ -210,14 +249,20 @@ class Runner:
 
             return await asyncio.to_thread(q)
 
-        return await verify(
-            self.plan.verify,
-            client=self.ctx.http,
-            incident_resolved=resolved,
-            within_cap=cap,
-            prometheus_url=self.ctx.prometheus_url,
-            baseline=self.baseline,
-        )
+        try:
+            return await verify(
+                self.plan.verify,
+                client=self.ctx.http,
+                incident_resolved=resolved,
+                within_cap=cap,
+                prometheus_url=self.ctx.prometheus_url,
+                baseline=self.baseline,
+            )
+        except (LeaseLost, StoreUnavailable):
+            raise
+        except Exception as exc:  # a verifier's bug is a failed verification, never a silent retry
+            log.warning("run %s: verification raised %s", self.run.id, _describe(exc))
+            return VerifyResult(False, f"the verification itself failed: {_describe(exc)}")
 
     async def _telemetry(self) -> tuple[TelemetryFact, ...]:
         """Ask Prometheus each ``require.telemetry`` query of the plan, just before deciding."""
@@ -302,6 +347,19 @@ class Runner:
                 error = RetryableError(f"{step.action} took longer than {req.timeout:g}s", reason="timeout")
             except ActionError as exc:
                 error = exc
+            except Exception as exc:  # an error the executor did not classify: the step's errors mode says
+                error = unexpected(exc, ErrorsMode(step.errors))
+                if error is None:
+                    await self._db(
+                        runs_repo.step_finished,
+                        self.run,
+                        idx=step.index,
+                        ok=True,
+                        now=self.ctx.clock(),
+                        summary=f"{step.action}: error ignored (errors: ignored): {_describe(exc)}",
+                        reason="ignored_error",
+                    )
+                    return True
             else:
                 await self._db(
                     runs_repo.step_finished,
@@ -315,7 +373,8 @@ class Runner:
                 return True
             if not error.retryable or attempt == RETRIES or not idem:
                 break
-            await asyncio.sleep(0.5 * (2**attempt))
+            delay = getattr(error, "delay", None)
+            await asyncio.sleep(delay if delay is not None else 0.5 * (2**attempt))
         assert error is not None
         await self._db(
             runs_repo.step_finished,

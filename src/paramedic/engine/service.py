@@ -394,6 +394,7 @@ class Paramedic:
             clock=self.clock,
             owner=f"{self.owner}/w{n}",
             lease=self.config.lease,
+            max_attempts=self.config.max_run_attempts,
             http=self.http,
             runbook_of=self.runbooks.get,
             policy=self.policy,

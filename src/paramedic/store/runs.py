@@ -122,7 +122,7 @@ def step_started(
     now: datetime,
     ledger_scope: Mapping[str, str],
 ) -> None:
-    """Write 'started' (and the ledger entry the guardrails count) before the executor is called."""
+    """Write 'started' before the executor is called (the run's reservation is taken by the caller)."""
     existing = step(conn, run.id, idx)
     if existing is None:
         conn.execute(
@@ -188,11 +188,6 @@ def step_finished(
             reason=reason,
         )
     )
-    conn.execute(
-        update(ledger)
-        .where(and_(ledger.c.run_id == run.id, ledger.c.step_idx == idx, ledger.c.outcome == "in_flight"))
-        .values(finished_at=now, outcome="succeeded" if ok else "failed")
-    )
     audit.append(
         conn,
         at=now,
@@ -231,11 +226,11 @@ def finish(
             phase="done",
         )
     )
-    # a run that ends leaves nothing in flight in the ledger
+    # the run's reservation (one ledger row, taken before its first step) ends with the run
     conn.execute(
         update(ledger)
         .where(and_(ledger.c.run_id == run.id, ledger.c.outcome == "in_flight"))
-        .values(finished_at=now, outcome="failed")
+        .values(finished_at=now, outcome="succeeded" if status == "succeeded" else "failed")
     )
     audit.append(
         conn,

@@ -1,0 +1,169 @@
+"""The run loop keeps its promises: a run reserves its guardrail budget once, before its first step,
+and a refusal can only come before anything ran (issue 14). Through a real server and real
+subprocesses (``shell.run``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import update
+
+from paramedic.actions.base import ActionRequest, ActionResult, ActionSpec, TargetState
+from paramedic.actions.registry import build_registry
+from paramedic.core.config import Config
+from paramedic.engine.service import Paramedic
+from paramedic.store.tables import runs
+from tests.conftest import Server
+
+
+def runbook(*, steps: str, guardrails: str = "", on_failure: str = "escalate", verify: str = "") -> str:
+    return f"""
+apiVersion: paramedic/v1
+runbooks:
+  - name: fix
+    owner: team
+    match: {{alertname: Broken}}
+    target: "{{{{ labels.instance }}}}"
+    mode: auto
+    on_failure: {on_failure}
+    guardrails:
+{guardrails or "      {}"}
+    steps:
+{steps}
+{verify}
+"""
+
+
+def touch(path: Path, extra: str = "") -> str:
+    return f'      - action: shell.run\n        with: {{argv: ["touch", "{path}"]}}\n{extra}'
+
+
+def fire(c: httpx.Client, instance: str = "h1", **labels: str) -> int:
+    r = c.post("/api/v1/alerts", json={"name": "Broken", "labels": {"instance": instance, **labels}})
+    assert r.status_code == 202
+    return int(r.json()["alerts"][0]["incident_id"])
+
+
+def incident(c: httpx.Client, i: int) -> dict[str, Any]:
+    return c.get(f"/api/v1/incidents/{i}").json()  # type: ignore[no-any-return]
+
+
+def settled(i: int, *statuses: str) -> Callable[[httpx.Client], bool]:
+    return lambda c: incident(c, i)["status"] in statuses
+
+
+def test_a_rate_limit_counts_remediations_not_steps(make_server: Callable[..., Server], tmp_path: Path) -> None:
+    """753e177 ran step 1 of a 3-step runbook with ``rate_limit: {max: 1}`` and refused step 2."""
+    steps = "".join(touch(tmp_path / f"step{n}") for n in range(3))
+    rl = "      rate_limit: {max: 1, per: 1h, scope: target}"
+    srv = make_server(runbook(steps=steps, guardrails=rl))
+    with srv.client() as c:
+        first = fire(c, n="1")
+        srv.wait(settled(first, "mitigated"))
+        run = incident(c, first)["runs"][0]
+        assert [s["status"] for s in run["steps"]] == ["succeeded"] * 3
+        second = fire(c, n="2")
+        srv.wait(settled(second, "escalated"))
+        refused = incident(c, second)["runs"][0]
+    assert run["status"] == "succeeded"
+    assert refused["status"] == "refused"
+    assert refused["reason"].startswith("rate_limited: rate limit: 1 of 1 remediations on target h1")
+    assert refused["steps"] == []  # refused before anything ran
+
+
+class Buggy:
+    """An executor at paramedic's own boundary whose ``execute`` raises what a client library raises
+    on a reply it did not expect (a ``KeyError``), counting each call."""
+
+    def __init__(self, raises: BaseException | None = None, *, idempotent: bool = True) -> None:
+        self.calls = 0
+        self.raises = raises if raises is not None else KeyError("'statename'")
+        self.idempotent = idempotent
+
+    def actions(self) -> Sequence[ActionSpec]:
+        return [ActionSpec(name="buggy.poke", summary="fails like a bug", idempotent=self.idempotent)]
+
+    async def execute(self, request: ActionRequest) -> ActionResult:
+        self.calls += 1
+        raise self.raises
+
+    async def describe(self, request: ActionRequest) -> str:
+        return "poke"
+
+    async def read_state(self, request: ActionRequest) -> TargetState:
+        return TargetState(target="", healthy=None)
+
+    async def known_targets(self, scope: Mapping[str, str]) -> Sequence[str] | None:
+        return None
+
+
+def serve(tmp_path: Path, text: str, executor: Any, **config: Any) -> Server:
+    rb = tmp_path / "rb"
+    rb.mkdir(exist_ok=True)
+    (rb / "r.yaml").write_text(text)
+    cfg = Config(database=f"sqlite:///{tmp_path / 'p.db'}", runbooks=[str(rb)], **config)
+    registry = build_registry({})
+    registry.add(executor)
+    return Server(Paramedic.from_config(cfg, registry=registry))
+
+
+POKE = "      - action: buggy.poke\n"
+
+
+@pytest.mark.parametrize("errors", ["", "        errors: permanent\n", "        errors: temporary\n"])
+def test_an_unexpected_executor_error_fails_the_step_once(tmp_path: Path, errors: str) -> None:
+    """753e177 logged it, let the lease expire and re-executed: 14 attempts in 25 s, never escalated.
+    Now the step fails with the error's type and message; ``temporary`` retries it a bounded number
+    of times (idempotent step), then fails."""
+    buggy = Buggy()
+    rl = "      rate_limit: {max: 1, per: 1h, scope: target}"
+    text = runbook(steps=POKE + errors, guardrails=rl)
+    with serve(tmp_path, text, buggy, lease=timedelta(seconds=1)) as srv, srv.client() as c:
+        i = fire(c)
+        srv.wait(settled(i, "escalated"))
+        data = incident(c, i)
+    step = data["runs"][0]["steps"][0]
+    assert step["status"] == "failed"
+    assert step["reason"] == "unexpected_error"
+    assert "KeyError: \"'statename'\"" in step["error"]
+    assert data["runs"][0]["status"] == "failed"
+    assert buggy.calls == (3 if "temporary" in errors else 1)
+
+
+def test_an_ignored_error_lets_the_run_go_on(tmp_path: Path) -> None:
+    buggy = Buggy()
+    marker = tmp_path / "after"
+    steps = POKE + "        errors: ignored\n" + touch(marker)
+    with serve(tmp_path, runbook(steps=steps), buggy) as srv, srv.client() as c:
+        i = fire(c)
+        srv.wait(settled(i, "mitigated"))
+        step = incident(c, i)["runs"][0]["steps"][0]
+    assert step["status"] == "succeeded"
+    assert "error ignored" in step["summary"]
+    assert "KeyError" in step["summary"]
+    assert marker.exists()
+    assert buggy.calls == 1
+
+
+def test_a_run_claimed_too_often_fails_and_escalates(tmp_path: Path) -> None:
+    """A run whose earlier claims all ended without finishing (crashes, lost leases) is not claimed
+    forever: past ``max_run_attempts`` it fails, executes nothing more, and escalates."""
+    buggy = Buggy()
+    text = runbook(steps=POKE).replace("mode: auto", "mode: approve")
+    with serve(tmp_path, text, buggy, max_run_attempts=2) as srv, srv.client() as c:
+        i = fire(c)
+        srv.wait(settled(i, "awaiting_approval"))
+        run_id = incident(c, i)["runs"][0]["id"]
+        with srv.pm.db.write() as conn:  # as if two workers had claimed it and died mid-step
+            conn.execute(update(runs).where(runs.c.id == run_id).values(status="running", attempts=2, lease_until=None))
+        srv.pm._signal(1)
+        srv.wait(settled(i, "escalated"))
+        run = incident(c, i)["runs"][0]
+    assert run["status"] == "failed"
+    assert "claimed 3 times (max_run_attempts is 2)" in run["reason"]
+    assert buggy.calls == 0
