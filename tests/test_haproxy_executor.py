@@ -343,3 +343,92 @@ def test_parse_servers_state_by_header_names() -> None:
     with pytest.raises(PermanentError) as err:
         parse_servers_state("garbage\n")
     assert err.value.reason == "protocol"
+
+
+# -- undo: natural inverses, and a run that rolls back on a real HAProxy ------------------------------------
+
+
+def test_inverse_puts_back_the_state_read_before_the_action(hx: HaproxyExecutor, haproxy: Haproxy) -> None:
+    drain = req("haproxy.drain", backend="web", server="w1")
+    done = asyncio.run(hx.execute(drain))
+    inverse = hx.inverse(drain, done)
+    assert inverse is not None
+    assert (inverse.action, dict(inverse.args)) == ("haproxy.ready", {"backend": "web", "server": "w1"})
+    maint = req("haproxy.maint", backend="web", server="w1")  # from drain: its undo drains again
+    inverse = hx.inverse(maint, asyncio.run(hx.execute(maint)))
+    assert inverse is not None
+    assert inverse.action == "haproxy.drain"
+    weight = req("haproxy.set_weight", backend="web", server="w2", weight=7)
+    inverse = hx.inverse(weight, asyncio.run(hx.execute(weight)))
+    assert inverse is not None
+    assert dict(inverse.args) == {"backend": "web", "server": "w2", "weight": 1}
+    asyncio.run(hx.execute(req(inverse.action, **inverse.args)))
+    assert haproxy.state("web")["w2"]["srv_uweight"] == "1"
+
+
+def _drain_restart_ready(on_failure: str) -> str:
+    return f"""
+apiVersion: paramedic/v1
+runbooks:
+  - name: bounce-w1
+    owner: team
+    match: {{alertname: Slow}}
+    target: "{{{{ labels.instance }}}}"
+    mode: auto
+    on_failure: {on_failure}
+    steps:
+      - action: haproxy.drain
+        with: {{backend: web, server: w1}}
+      - action: shell.run
+        name: restart
+        with: {{argv: ["false"]}}
+      - action: haproxy.ready
+        with: {{backend: web, server: w1}}
+"""
+
+
+@pytest.mark.parametrize("on_failure", ["rollback", "escalate"])
+def test_a_failed_restart_between_drain_and_ready(
+    haproxy: Haproxy, hx: HaproxyExecutor, tmp_path: Path, on_failure: str
+) -> None:
+    """drain → restart → ready on a real HAProxy, where the restart fails (a command that exits 1
+    stands in for it). 753e177 left w1 drained with a generic "step 1 failed". Rollback puts w1 back
+    in rotation and says so; escalate leaves it drained and names that state and its undo."""
+    from paramedic.core.config import Config
+    from paramedic.engine.service import Paramedic
+    from tests.conftest import Server
+
+    rb = tmp_path / "rb"
+    rb.mkdir()
+    (rb / "r.yaml").write_text(_drain_restart_ready(on_failure))
+    cfg = Config(
+        database=f"sqlite:///{tmp_path / 'p.db'}",
+        runbooks=[str(rb)],
+        executors={"haproxy": {"socket": haproxy.unix, "timeout": "3s"}},
+    )
+    with Server(Paramedic.from_config(cfg)) as srv, srv.client() as c:
+        r = c.post("/api/v1/alerts", json={"name": "Slow", "labels": {"instance": "web/w1"}})
+        i = r.json()["alerts"][0]["incident_id"]
+        srv.wait(lambda c: c.get(f"/api/v1/incidents/{i}").json()["status"] == "escalated")
+        data = c.get(f"/api/v1/incidents/{i}").json()
+    run = data["runs"][0]
+    admin = haproxy.state("web")["w1"]["srv_admin_state"]
+    assert run["status"] == "failed"
+    assert run["reason"].startswith("step 1 (shell.run) failed")
+    kinds = [t["kind"] for t in data["timeline"]]
+    if on_failure == "rollback":
+        assert admin == "0"  # in rotation again
+        assert "rolled back: step 0 haproxy.drain backend=web server=w1 by haproxy.ready" in run["reason"]
+        assert [s["status"] for s in run["steps"]] == ["undone", "failed", "succeeded"]
+        assert run["steps"][2]["action"] == "haproxy.ready"
+        order = [
+            kinds.index(k) for k in ("step.failed", "run.rolling_back", "undo.started", "undo.succeeded", "run.failed")
+        ]
+        assert order == sorted(order)
+    else:
+        assert int(admin) & 0x08  # still drained, and the escalation says so
+        assert (
+            "left in state: step 0 haproxy.drain backend=web server=w1 "
+            "(not undone: on_failure is escalate; its undo is haproxy.ready)"
+        ) in run["reason"]
+        assert "undo.started" not in kinds

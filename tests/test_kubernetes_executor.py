@@ -370,6 +370,38 @@ def test_evict_posts_a_policy_v1_eviction(kube: FakeKube, ex: KubernetesExecutor
     assert "disruption budget" in str(err.value)
 
 
+def test_cordon_is_undone_by_uncordon_like_kubectl(kube: FakeKube, ex: KubernetesExecutor) -> None:
+    """At paramedic's boundary against a fake API server (none can run here): the natural inverse of
+    cordon is `kubectl uncordon`, whose two-way merge patch removes spec.unschedulable."""
+    cordon = req("kubernetes.cordon", node="node-2")
+    inverse = ex.inverse(cordon, asyncio.run(ex.execute(cordon)))
+    assert inverse is not None
+    assert (inverse.action, dict(inverse.args)) == ("kubernetes.uncordon", {"node": "node-2"})
+    done = run(ex, inverse.action, **inverse.args)
+    assert done.summary == "uncordoned node node-2"
+    patch = kube.writes()[-1]
+    assert (patch.path, patch.content_type, patch.body) == (
+        "/api/v1/nodes/node-2",
+        STRATEGIC,
+        {"spec": {"unschedulable": None}},
+    )
+    assert not kube.objects[("nodes", "", "node-2")]["spec"].get("unschedulable")
+    assert run(ex, "kubernetes.uncordon", node="node-2").changed is False
+
+
+def test_scale_is_undone_by_the_previous_size(kube: FakeKube, ex: KubernetesExecutor) -> None:
+    """At paramedic's boundary against a fake API server (none can run here)."""
+    scale = req("kubernetes.scale", deployment="web", step=2, max=10)
+    inverse = ex.inverse(scale, asyncio.run(ex.execute(scale)))
+    assert inverse is not None
+    assert (inverse.action, dict(inverse.args)) == (
+        "kubernetes.scale",
+        {"deployment": "web", "desired": 3, "min": 1, "max": 10},
+    )
+    run(ex, inverse.action, **inverse.args)
+    assert kube.objects[("deployments", "shop", "web")]["spec"]["replicas"] == 3
+
+
 def test_cordon_is_a_strategic_merge_patch(kube: FakeKube, ex: KubernetesExecutor) -> None:
     """At paramedic's boundary against a fake API server (none can run here): `kubectl cordon`."""
     assert asyncio.run(ex.describe(req("kubernetes.cordon", node="node-2"))) == "would mark node node-2 unschedulable"
@@ -568,6 +600,7 @@ def test_not_configured_still_lists_actions(tmp_path: Path) -> None:
         "kubernetes.rollback",
         "kubernetes.evict",
         "kubernetes.cordon",
+        "kubernetes.uncordon",
         "kubernetes.drain",
     ]
     with pytest.raises(PermanentError) as err:

@@ -65,6 +65,24 @@ def test_unknown_action_suggests_the_right_name() -> None:
     assert "did you mean 'shell.run'" in problems[0].hint
 
 
+def test_undo_and_errors_are_checked_like_steps() -> None:
+    text = GOOD.replace(
+        '        with: {argv: ["true", "{{ labels.program }}"]}\n',
+        '        with: {argv: ["true", "{{ labels.program }}"]}\n        errors: temporary\n'
+        "        undo: {action: haproxy.redy, with: {backend: web, server: w1}}\n",
+    )
+    books, problems = parse_runbooks(text, "rb.yaml")
+    assert problems == []
+    step = books[0].runbook.steps[0]
+    assert step.errors == "temporary"
+    (problem,) = check_actions(books[0], build_registry({}))
+    assert problem.message == "unknown undo action 'haproxy.redy'"
+    assert "did you mean 'haproxy.ready'" in problem.hint
+    _, problems = parse_runbooks(text.replace("errors: temporary", "errors: sometimes"), "rb.yaml")
+    assert problems
+    assert "permanent" in problems[0].message
+
+
 def test_lints_for_auto_runbook_without_verify_rate_limit_or_params() -> None:
     text = """\
 apiVersion: paramedic/v1

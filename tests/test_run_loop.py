@@ -167,3 +167,53 @@ def test_a_run_claimed_too_often_fails_and_escalates(tmp_path: Path) -> None:
     assert run["status"] == "failed"
     assert "claimed 3 times (max_run_attempts is 2)" in run["reason"]
     assert buggy.calls == 0
+
+
+def wait_file(path: Path) -> str:
+    """A step that runs until ``path`` exists (the test decides when it ends)."""
+    script = f"import os, time\nwhile not os.path.exists({str(path)!r}): time.sleep(0.05)"
+    return f"      - action: shell.run\n        with: {{argv: [python3, -c, {script!r}], timeout: 30}}\n"
+
+
+def test_a_pause_mid_run_takes_the_undo_path(make_server: Callable[..., Server], tmp_path: Path) -> None:
+    """A pause while step 1 runs stops the run before step 2, and with ``on_failure: rollback`` the
+    completed steps are undone (here step 0, by its declared ``undo:``). 753e177 refused step 2 and
+    left step 0's change in place, unnamed."""
+    made, go, never = tmp_path / "made", tmp_path / "go", tmp_path / "never"
+    undo = f'        undo: {{action: shell.run, with: {{argv: ["rm", "{made}"]}}}}\n'
+    steps = touch(made, undo) + wait_file(go) + touch(never)
+    srv = make_server(runbook(steps=steps, on_failure="rollback"))
+    with srv.client() as c:
+        i = fire(c)
+        srv.wait(lambda c: len(incident(c, i)["runs"][0]["steps"]) == 2)
+        assert c.post("/api/v1/automation/pause", json={}).status_code == 200
+        go.touch()
+        srv.wait(settled(i, "escalated"))
+        run = incident(c, i)["runs"][0]
+    assert run["status"] == "refused"
+    assert run["reason"].startswith("paused: automation is paused")
+    assert "rolled back: step 0 shell.run by shell.run" in run["reason"]
+    assert "left in state: step 1 shell.run timeout=30 (shell.run has no known inverse)" in run["reason"]
+    assert [s["status"] for s in run["steps"]] == ["undone", "succeeded", "succeeded"]
+    assert not made.exists()
+    assert not never.exists()
+
+
+def test_a_failed_verification_rolls_back_and_names_what_stays(
+    make_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    made = tmp_path / "made"
+    steps = touch(made, f'        undo: {{action: shell.run, with: {{argv: ["rm", "{made}"]}}}}\n')
+    steps += '      - action: shell.run\n        with: {argv: ["true"]}\n        undo: false\n'
+    verify = f'    verify:\n      command: {{argv: ["test", "-f", "{tmp_path}/never"], within: 0.3s, every: 0.1s}}\n'
+    srv = make_server(runbook(steps=steps, on_failure="rollback", verify=verify))
+    with srv.client() as c:
+        i = fire(c)
+        srv.wait(settled(i, "escalated"))
+        run = incident(c, i)["runs"][0]
+    assert run["reason"].startswith("verification failed")
+    assert "rolled back: step 0 shell.run by shell.run" in run["reason"]
+    assert (
+        "left in state: step 1 shell.run (the runbook declares that nothing undoes it (undo: false))" in run["reason"]
+    )
+    assert not made.exists()

@@ -1,7 +1,8 @@
 """The one protocol every executor implements, and the value types that cross it.
 
 An executor serves a family of actions (``supervisor.restart``, ``haproxy.drain`` …). The engine
-only ever calls the four methods of ``Executor``; the dry run is one more implementation
+only ever calls the five methods of ``Executor`` (and ``Reversible.inverse`` where an executor
+knows how to undo an action); the dry run is one more implementation
 (``actions.dryrun.DryRunExecutor``), not a flag passed around. Errors leave an executor as
 ``RetryableError`` or ``PermanentError`` (``core.errors``), never as a foreign exception.
 """
@@ -95,6 +96,24 @@ class Executor(Protocol):
 
     async def known_targets(self, scope: Mapping[str, str]) -> Sequence[str] | None:
         """Targets of a scope this executor can list (group members, backend servers), or None."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Inverse:
+    """The action that puts back what a completed action changed (drain → ready)."""
+
+    action: str
+    args: Mapping[str, Any]
+
+
+@runtime_checkable
+class Reversible(Protocol):
+    """An executor that knows the natural inverse of some of its actions."""
+
+    def inverse(self, request: ActionRequest, result: ActionResult) -> Inverse | None:
+        """The inverse of ``request`` given what it did (``result.details``), or None if none is known.
+        Only called when ``result.changed``."""
         ...
 
 

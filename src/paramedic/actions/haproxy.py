@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from paramedic.actions.base import ActionRequest, ActionResult, ActionSpec, ParamSpec, TargetState
+from paramedic.actions.base import ActionRequest, ActionResult, ActionSpec, Inverse, ParamSpec, TargetState
 from paramedic.core.durations import parse_duration
 from paramedic.core.errors import ConfigError, PermanentError, RetryableError
 
@@ -354,12 +354,35 @@ class HaproxyExecutor:
         summary = "; ".join(applied) if applied else "no change"
         if unchanged:
             summary += f" (already as asked: {', '.join(unchanged)})"
+        before = {f"{_BEFORE}{s.ref}": _admin(s) for s, _ in todo} | {
+            f"{_WEIGHT}{s.ref}": str(s.weight) for s, _ in todo
+        }
         return ActionResult(
             summary=summary,
             changed=bool(applied),
             output="\n".join(applied),
-            details={s.ref: f"was {s.label()}" for s, _ in todo} | {s.ref: f"was {s.label()}" for s in done},
+            details={s.ref: f"was {s.label()}" for s, _ in todo} | {s.ref: f"was {s.label()}" for s in done} | before,
         )
+
+    def inverse(self, request: ActionRequest, result: ActionResult) -> Inverse | None:
+        """Put each changed server back as it was: its administrative state (ready, drain or
+        maint) or its weight, read just before the action changed it."""
+        args = request.args
+        if request.action == SET_WEIGHT.name:
+            ref = f"{args['backend']}/{args['server']}"
+            weight = result.details.get(f"{_WEIGHT}{ref}")
+            if weight is None:
+                return None
+            return Inverse(
+                SET_WEIGHT.name, {"backend": args["backend"], "server": args["server"], "weight": int(weight)}
+            )
+        if request.action not in (DRAIN.name, MAINT.name):
+            return None
+        states = {v for k, v in result.details.items() if k.startswith(_BEFORE)}
+        if len(states) != 1:
+            return None  # a zone whose servers were in different states: named, not guessed
+        where = {k: v for k, v in args.items() if k in ("backend", "server", "zone") and v is not None}
+        return Inverse(f"haproxy.{states.pop()}", where)
 
     async def describe(self, request: ActionRequest) -> str:
         async with _bounded(request):
@@ -397,6 +420,19 @@ class HaproxyExecutor:
         if "zone" in scope and scope["zone"] in self._zones:
             return list(self._zones[scope["zone"]])
         return None
+
+
+_BEFORE = "before:"
+_WEIGHT = "weight_before:"
+
+
+def _admin(srv: ServerState) -> State:
+    """The administrative state as the action that sets it is named."""
+    if srv.admin_state & ADMF_FMAINT:
+        return "maint"
+    if srv.admin_state & ADMF_FDRAIN:
+        return "drain"
+    return "ready"
 
 
 @contextlib.asynccontextmanager

@@ -40,7 +40,7 @@ import urllib3
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
-from paramedic.actions.base import ActionRequest, ActionResult, ActionSpec, ParamSpec, TargetState
+from paramedic.actions.base import ActionRequest, ActionResult, ActionSpec, Inverse, ParamSpec, TargetState
 from paramedic.core.durations import parse_duration
 from paramedic.core.errors import ActionError, PermanentError, RetryableError
 from paramedic.core.scaling import ScaleRequest, plan_scale
@@ -91,6 +91,10 @@ EVICT = ActionSpec(
     (ParamSpec("pod"), _NS), idempotent=True,
 )  # fmt: skip
 CORDON = ActionSpec("kubernetes.cordon", "Mark a node unschedulable, like `kubectl cordon`.", (_NODE,), idempotent=True)
+UNCORDON = ActionSpec(
+    "kubernetes.uncordon", "Mark a node schedulable again, like `kubectl uncordon` (the undo of cordon and drain).",
+    (_NODE,), idempotent=True,
+)  # fmt: skip
 DRAIN = ActionSpec(
     "kubernetes.drain", "Cordon a node and evict its pods but DaemonSet and mirror pods (`kubectl drain`).",
     (_NODE, ParamSpec("force", "bool", required=False, default=False, help="also evict pods with no controller"),
@@ -294,7 +298,7 @@ class KubernetesExecutor:
         )  # fmt: skip
 
     def actions(self) -> Sequence[ActionSpec]:
-        return [RESTART, SCALE, ROLLBACK, EVICT, CORDON, DRAIN]
+        return [RESTART, SCALE, ROLLBACK, EVICT, CORDON, UNCORDON, DRAIN]
 
     async def aclose(self) -> None:
         """Close the client's connection pool."""
@@ -394,6 +398,8 @@ class KubernetesExecutor:
             return await self._plan_evict(self._ns(args), _name(args["pod"], "pod"))
         if action == CORDON.name:
             return await self._plan_cordon(_name(args["node"], "node"))
+        if action == UNCORDON.name:
+            return await self._plan_uncordon(_name(args["node"], "node"))
         if action == DRAIN.name:
             force, emptydir = bool(args.get("force")), bool(args.get("delete_emptydir_data"))
             return await self._plan_drain(
@@ -431,7 +437,7 @@ class KubernetesExecutor:
 
         async def apply() -> ActionResult:
             await self._wl("patch", w, "scale", body={"spec": {"replicas": decision.target}}, _content_type=MERGE)
-            return ActionResult(summary=f"scaled {w}: {decision.reason}")
+            return ActionResult(summary=f"scaled {w}: {decision.reason}", details={"previous_replicas": str(current)})
 
         return Plan(f"would scale {w}: {decision.reason} (merge patch of /scale)", apply)
 
@@ -515,6 +521,22 @@ class KubernetesExecutor:
 
         return Plan(f"would mark node {node} unschedulable", apply)
 
+    async def _plan_uncordon(self, node: str) -> Plan:
+        if (
+            not (await self._call(f"read node {node}", "core", "read_node", name=node))
+            .get("spec", {})
+            .get("unschedulable")
+        ):
+            return Plan(f"node {node} is already schedulable")
+
+        async def apply() -> ActionResult:
+            # kubectl's two-way merge patch from true to the zero value: the field is removed
+            await self._call(f"uncordon node {node}", "core", "patch_node", name=node,
+                             body={"spec": {"unschedulable": None}}, _content_type=STRATEGIC)  # fmt: skip
+            return ActionResult(summary=f"uncordoned node {node}")
+
+        return Plan(f"would mark node {node} schedulable", apply)
+
     async def _plan_drain(self, node: str, *, force: bool, emptydir: bool, budget: float) -> Plan:
         def split(pods: list[Obj]) -> tuple[list[Obj], dict[str, str]]:
             """(pods to evict, pods left alone and why); refuses like kubectl drain does."""
@@ -574,6 +596,19 @@ class KubernetesExecutor:
         except TimeoutError:
             raise RetryableError(f"{request.action} took over {request.timeout:g}s", reason="timeout") from None
 
+    def inverse(self, request: ActionRequest, result: ActionResult) -> Inverse | None:
+        """cordon → uncordon; drain → uncordon (the evicted pods are not brought back: their
+        controllers reschedule them); scale → the previous size (not when an HPA was moved)."""
+        args = request.args
+        if request.action in (CORDON.name, DRAIN.name):
+            return Inverse(UNCORDON.name, {"node": args["node"]})
+        if request.action == SCALE.name and "previous_replicas" in result.details:
+            before = int(result.details["previous_replicas"])
+            kept = {k: v for k, v in args.items() if k in ("deployment", "statefulset", "namespace") and v is not None}
+            lo, hi = int(args.get("min", 1)), int(args.get("max", 10))
+            return Inverse(SCALE.name, {**kept, "desired": before, "min": min(lo, before), "max": max(hi, before)})
+        return None
+
     async def describe(self, request: ActionRequest) -> str:
         return (await self._plan(request)).text
 
@@ -581,7 +616,7 @@ class KubernetesExecutor:
         args = request.args
         if request.action == EVICT.name:
             return await self._pod_state(self._ns(args), _name(args["pod"], "pod"))
-        if request.action in (CORDON.name, DRAIN.name):
+        if request.action in (CORDON.name, UNCORDON.name, DRAIN.name):
             return await self._node_state(_name(args["node"], "node"), pods=request.action == DRAIN.name)
         keys = ["deployment"] if request.action == ROLLBACK.name else list(_KINDS)
         w = self._workload(args, [k for k in keys if args.get(k) is not None] or keys)

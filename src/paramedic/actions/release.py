@@ -34,7 +34,7 @@ from typing import Any, Literal
 
 import httpx
 
-from paramedic.actions.base import ActionRequest, ActionResult, ActionSpec, ParamSpec, TargetState
+from paramedic.actions.base import ActionRequest, ActionResult, ActionSpec, Inverse, ParamSpec, TargetState
 from paramedic.actions.shell import run_argv
 from paramedic.core.durations import parse_duration
 from paramedic.core.errors import ConfigError, PermanentError, RetryableError
@@ -385,6 +385,14 @@ class ReleaseExecutor:
             summary=f"{verb} {app.name} to {plan.version} (was {plan.previous or 'nothing'})",
             details={"app": app.name, "version": plan.version, "previous": plan.previous or ""},
         )
+
+    def inverse(self, request: ActionRequest, result: ActionResult) -> Inverse | None:
+        """A deploy is undone by deploying the release that was live before it (a rollback has
+        no inverse: paramedic does not roll forward onto a release it just marked bad)."""
+        previous = result.details.get("previous", "")
+        if request.action != DEPLOY.name or not previous:
+            return None
+        return Inverse(DEPLOY.name, {"version": previous, "app": result.details.get("app", request.args.get("app"))})
 
     async def _restart(self, app: AppConfig, request: ActionRequest) -> None:
         timeout = request.timeout

@@ -37,7 +37,7 @@ from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 from xml.parsers.expat import ExpatError
 
-from paramedic.actions.base import ActionRequest, ActionResult, ActionSpec, ParamSpec, TargetState
+from paramedic.actions.base import ActionRequest, ActionResult, ActionSpec, Inverse, ParamSpec, TargetState
 from paramedic.core.errors import ActionError, PermanentError, RetryableError
 from paramedic.core.scaling import ScaleDecision, ScaleRequest, plan_scale
 
@@ -314,6 +314,19 @@ class SupervisorExecutor:
             return result(f"{spec} was already {before.state}; nothing to do", changed=False)
         done, pid = ("started", new) if verb == "start" else ("stopped", old)
         return result(f"{done} {spec} (pid {pid}, now {after.state})")
+
+    def inverse(self, request: ActionRequest, result: ActionResult) -> Inverse | None:
+        """stop → start, start → stop, scale → the size the group had before. A restart has none."""
+        if request.action == SCALE.name and "from" in result.details:
+            before = int(result.details["from"])
+            lo, hi = int(request.args.get("min", 1)), int(request.args.get("max", 10))
+            size = {"group": request.args["group"], "desired": before, "min": min(lo, before), "max": max(hi, before)}
+            return Inverse(SCALE.name, size)
+        if request.action == STOP.name:
+            return Inverse(START.name, {"program": request.args["program"]})
+        if request.action == START.name:
+            return Inverse(STOP.name, {"program": request.args["program"]})
+        return None
 
     async def describe(self, request: ActionRequest) -> str:
         if request.action == SCALE.name:

@@ -69,6 +69,7 @@ def step(row: StepRow) -> dict[str, Any]:
         "output": row.output,
         "error": row.error,
         "reason": row.reason,
+        "undo": dict(row.undo) if row.undo else None,
     }
 
 

@@ -1,8 +1,15 @@
-"""Executes one claimed run: guardrails, durable steps, verification, and resume after a crash.
+"""Executes one claimed run: guardrails, durable steps, verification, undo, and resume after a crash.
 
-Steps run in order. With ``on_failure: escalate`` a failed step or a failed verification hands the
-incident to a human. With ``on_failure: next`` the steps are a ladder: after each step the run
-verifies, stops as soon as verification passes, and otherwise tries the next step.
+Steps run in order. The first step takes the run's guardrail reservation; later steps hold it and
+can be stopped only by a pause or an open breaker. With ``on_failure: escalate`` a failed step or a
+failed verification hands the incident to a human; with ``on_failure: rollback`` the completed
+steps are first undone in reverse order (the runbook's ``undo:`` or the executor's inverse). With
+``on_failure: next`` the steps are a ladder: after each step the run verifies, stops as soon as
+verification passes, and otherwise tries the next step. Whatever a failed run leaves changed is
+named in its reason ("left in state: …"), which is what the escalation shows.
+
+Anything an executor raises becomes a failed step (``errors:`` says what an unclassified error
+means); a run claimed more than ``max_run_attempts`` times fails without acting again.
 
 A run resumed after a crash finds its step marked 'started' without an end: it verifies first;
 if that fails it re-executes the step only when the step is idempotent, and escalates otherwise.
@@ -12,14 +19,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
 
+from paramedic.actions.base import ActionRequest, ActionResult, Reversible
 from paramedic.actions.registry import ExecutorRegistry
+from paramedic.core import undo as undo_text
 from paramedic.core.errors import ActionError, PermanentError, RetryableError, StoreUnavailable
 from paramedic.core.guardrails import TelemetryFact
 from paramedic.core.plan import Plan, PlannedStep
@@ -67,6 +76,20 @@ def unexpected(exc: Exception, mode: ErrorsMode) -> ActionError | None:
     if mode is ErrorsMode.TEMPORARY:
         return RetryableError(text, reason="unexpected_error")
     return PermanentError(text, reason="unexpected_error")
+
+
+UNKNOWN = "unknown_outcome"
+REFUSED = object()  # _step's answer when the run was refused or could not go on (already finished)
+
+
+@dataclass(frozen=True, slots=True)
+class Ignored:
+    """An unclassified error a step's ``errors: ignored`` let pass."""
+
+    error: str
+
+    def __str__(self) -> str:
+        return self.error
 
 
 class LeaseLost(Exception):
@@ -136,6 +159,9 @@ class Runner:
         if self.run.attempts > self.ctx.max_attempts:
             await self._give_up()
             return
+        if self.run.phase == "undo":  # resumed during its rollback: finish undoing
+            await self._fail("failed", self.run.reason or "resumed during its rollback")
+            return
         start = self.run.current_step
         if self.run.phase == "verify":
             await self._final_verify()
@@ -153,6 +179,7 @@ class Runner:
                         ok=True,
                         now=self.ctx.clock(),
                         summary=f"interrupted by a restart; verification passed ({result.detail}), not repeated",
+                        undo={"none": "interrupted by a restart: what it changed is not known"},
                     )
                     await self._finish("succeeded", result.detail, mitigated=True)
                     return
@@ -169,9 +196,9 @@ class Runner:
                     now=self.ctx.clock(),
                     summary="outcome unknown",
                     error=msg,
-                    reason="unknown_outcome",
+                    reason=UNKNOWN,
                 )
-                await self._finish("failed", msg)
+                await self._fail("failed", msg)
                 return
         elif row is not None and row.status in ("succeeded", "failed", "skipped"):
             start += 1
@@ -179,42 +206,165 @@ class Runner:
         if start == 0:
             await self._measure_baseline()
         for step in self.plan.steps[start:]:
-            ok = await self._step(step)
-            if ok is None:
+            failure = await self._step(step)
+            if failure is REFUSED:
                 return  # refused by a guardrail; already finished
-            if not ok and self.plan.on_failure is not OnFailure.NEXT:
-                await self._finish("failed", f"step {step.index} ({step.action}) failed")
+            if failure is not None and self.plan.on_failure is not OnFailure.NEXT:
+                await self._fail("failed", f"step {step.index} ({step.action}) failed: {failure}")
                 return
-            if ok and ladder:
+            if failure is None and ladder:
                 result = await self._verify()
                 if result.ok:
                     await self._finish("succeeded", result.detail, mitigated=True)
                     return
         if ladder:
-            await self._finish("failed", "no step of the ladder brought the service back")
+            await self._fail("failed", "no step of the ladder brought the service back")
             return
         await self._final_verify()
 
     async def _give_up(self) -> None:
         """A run claimed more often than allowed: every earlier claim ended in a crash or a lost
-        lease. Nothing more runs; a step left 'started' is marked with an unknown outcome."""
+        lease. Nothing more runs (not even an undo, which may be what keeps crashing); a step left
+        'started' is marked with an unknown outcome, and every completed step is named."""
         msg = (
             f"claimed {self.run.attempts} times (max_run_attempts is {self.ctx.max_attempts}); every earlier "
             "attempt ended without finishing (a crash or a lost lease): not trying again"
         )
-        row = await asyncio.to_thread(self._read_step, self.run.current_step)
-        if row is not None and row.status == "started":
+        rows = await asyncio.to_thread(self._steps)
+        for row in rows:
+            if row.status == "started":
+                await self._db(
+                    runs_repo.step_finished,
+                    self.run,
+                    idx=row.idx,
+                    ok=False,
+                    now=self.ctx.clock(),
+                    summary="outcome unknown",
+                    error=msg,
+                    reason=UNKNOWN,
+                    undo=row.undo,
+                )
+        await self._fail("failed", msg, undo=False)
+
+    async def _fail(self, status: str, reason: str, *, undo: bool = True) -> None:
+        """End a run that stopped after steps ran. With ``on_failure: rollback`` the completed steps
+        are undone in reverse order, each undo written before and after like a step; the first undo
+        that fails stops the rollback. Whatever is not undone is named in the reason."""
+        rows = await asyncio.to_thread(self._steps)
+        n = len(self.plan.steps)
+        done = sorted((r for r in rows if r.idx < n and r.status == "succeeded"), key=lambda r: r.idx, reverse=True)
+        unknown = [r for r in rows if r.idx < n and r.status == "failed" and r.reason == UNKNOWN]
+        if not done and not unknown:
+            await self._finish(status, reason)
+            return
+        rollback = undo and self.plan.on_failure is OnFailure.ROLLBACK
+        if rollback and self.run.phase != "undo":
+            await self._db(runs_repo.begin_undo, self.run, reason=reason, now=self.ctx.clock())
+        # an undo interrupted by a restart: its outcome is unknown; it is tried again only if idempotent
+        interrupted: set[int] = set()
+        for r in rows:
+            if r.idx >= n and r.status == "started":
+                undoes = int((r.undo or {}).get("undoes", -1))
+                interrupted.add(undoes)
+                await self._db(
+                    runs_repo.step_finished,
+                    self.run,
+                    idx=r.idx,
+                    ok=False,
+                    now=self.ctx.clock(),
+                    summary="outcome unknown",
+                    error="interrupted by a restart",
+                    reason=UNKNOWN,
+                    undo=r.undo,
+                    undoes=undoes,
+                )
+        next_idx = max([n - 1, *(r.idx for r in rows)]) + 1
+        undone: list[str] = []
+        left: list[str] = []
+        stopped = False
+        for r in done:
+            what = undo_text.name(r.idx, r.action, r.args)
+            u = r.undo or {"none": "no undo was recorded"}
+            if u.get("unchanged"):
+                continue  # it changed nothing: nothing to undo
+            if "action" not in u:
+                left.append(f"{what} ({u.get('none', 'no undo known')})")
+                continue
+            if not rollback or stopped:
+                why = "the rollback stopped earlier" if stopped else f"on_failure is {self.plan.on_failure}"
+                left.append(f"{what} (not undone: {why}; its undo is {u['action']})")
+                continue
+            if r.idx in interrupted and not self._idempotent_action(str(u["action"])):
+                stopped = True
+                left.append(f"{what} (its undo {u['action']} was interrupted and is not idempotent)")
+                continue
+            error = await self._undo(r, u, next_idx)
+            next_idx += 1
+            if error is None:
+                undone.append(f"{what} by {u['action']}")
+            else:
+                stopped = True
+                left.append(f"{what} (its undo {u['action']} failed: {error})")
+        left += [f"{undo_text.name(r.idx, r.action, r.args)} (outcome unknown: it may have run)" for r in unknown]
+        await self._finish(status, undo_text.outcome(reason, undone=undone, left=left))
+
+    async def _undo(self, row: StepRow, undo: Mapping[str, Any], idx: int) -> str | None:
+        """Run the undo of one completed step; None when it succeeded, else why it failed."""
+        action = str(undo["action"])
+        try:
+            req = self.ctx.registry.request(action, undo.get("args", {}), run_id=str(self.run.id), step=idx)
+        except PermanentError as exc:
+            return str(exc)
+        idem = self._idempotent_action(action)
+        mark = {"undoes": row.idx}
+        await self._db(
+            runs_repo.step_started,
+            self.run,
+            idx=idx,
+            action=action,
+            args=req.args,
+            idempotent=idem,
+            now=self.ctx.clock(),
+            undoes=row.idx,
+        )
+        outcome = await self._attempts(action, req, idem=idem, errors=ErrorsMode.PERMANENT)
+        if isinstance(outcome, ActionError):
             await self._db(
                 runs_repo.step_finished,
                 self.run,
-                idx=row.idx,
+                idx=idx,
                 ok=False,
                 now=self.ctx.clock(),
-                summary="outcome unknown",
-                error=msg,
-                reason="unknown_outcome",
+                summary=f"undo of step {row.idx} failed",
+                error=str(outcome),
+                reason=outcome.reason,
+                undo=mark,
+                undoes=row.idx,
             )
-        await self._finish("failed", msg)
+            return str(outcome)
+        summary = outcome.summary if isinstance(outcome, ActionResult) else f"error ignored: {outcome}"
+        await self._db(
+            runs_repo.step_finished,
+            self.run,
+            idx=idx,
+            ok=True,
+            now=self.ctx.clock(),
+            summary=f"undid step {row.idx}: {summary}",
+            output=outcome.output if isinstance(outcome, ActionResult) else "",
+            undo=mark,
+            undoes=row.idx,
+        )
+        return None
+
+    def _idempotent_action(self, action: str) -> bool:
+        try:
+            return self.ctx.registry.spec(action).idempotent
+        except PermanentError:
+            return False
+
+    def _steps(self) -> list[StepRow]:
+        with self.ctx.db.read() as conn:
+            return runs_repo.steps_of(conn, self.run.id)
 
     def _read_step(self, idx: int) -> StepRow | None:
         with self.ctx.db.read() as conn:
@@ -235,7 +385,7 @@ class Runner:
         if result.ok:
             await self._finish("succeeded", result.detail, mitigated=True)
         else:
-            await self._finish("failed", f"verification failed: {result.detail}")
+            await self._fail("failed", f"verification failed: {result.detail}")
 
     async def _verify(self, cap: float | None = None) -> VerifyResult:
         assert self.plan.verify is not None
@@ -301,8 +451,9 @@ class Runner:
             data={"query": query, "value": self.baseline},
         )
 
-    async def _step(self, step: PlannedStep) -> bool | None:
-        """Run one step. True: succeeded; False: failed; None: refused (run finished)."""
+    async def _step(self, step: PlannedStep) -> ActionError | object | None:
+        """Run one step. None: succeeded; an ``ActionError``: failed; ``REFUSED``: refused by a
+        guardrail or not runnable (the run is finished)."""
         if self.lost:
             raise LeaseLost
         idem = self._idempotent(step)
@@ -315,11 +466,11 @@ class Runner:
                 step=step.index,
             )
         except PermanentError as exc:
-            await self._finish("failed", f"step {step.index}: {exc}")
-            return None
+            await self._fail("failed", f"step {step.index}: {exc}")
+            return REFUSED
         if self.runbook is None:
-            await self._finish("failed", f"runbook {self.run.runbook!r} is no longer loaded; not acting")
-            return None
+            await self._fail("failed", f"runbook {self.run.runbook!r} is no longer loaded; not acting")
+            return REFUSED
         now = self.ctx.clock()
         decision = await self._db(
             guard.reserve,
@@ -335,58 +486,71 @@ class Runner:
         refusal = decision.refusal
         if refusal is not None:
             code = refusal.code.value if refusal.code else refusal.check.value
-            await self._finish("refused", f"{code}: {refusal.reason}")
-            return None
+            await self._fail("refused", f"{code}: {refusal.reason}")
+            return REFUSED
         self.acted_at = self.acted_at or now
-        executor = self.ctx.registry.executor(step.action)
+        outcome = await self._attempts(step.action, req, idem=idem, errors=ErrorsMode(step.errors))
+        if isinstance(outcome, ActionError):
+            await self._db(
+                runs_repo.step_finished,
+                self.run,
+                idx=step.index,
+                ok=False,
+                now=self.ctx.clock(),
+                summary=f"{step.action} failed",
+                error=str(outcome),
+                reason=outcome.reason,
+            )
+            return outcome
+        if isinstance(outcome, ActionResult):
+            executor = self.ctx.registry.executor(step.action)
+            inverse = executor.inverse(req, outcome) if isinstance(executor, Reversible) and outcome.changed else None
+            undo = undo_text.record(
+                declared=step.undo,
+                inverse=(inverse.action, inverse.args) if inverse is not None else None,
+                changed=outcome.changed,
+                action=step.action,
+            )
+            summary, output, reason = outcome.summary, outcome.output, ""
+        else:
+            undo = undo_text.record(declared=step.undo, inverse=None, changed=True, action=step.action)
+            summary, output, reason = f"{step.action}: error ignored (errors: ignored): {outcome}", "", "ignored_error"
+        await self._db(
+            runs_repo.step_finished,
+            self.run,
+            idx=step.index,
+            ok=True,
+            now=self.ctx.clock(),
+            summary=summary,
+            output=output,
+            reason=reason,
+            undo=undo,
+        )
+        return None
+
+    async def _attempts(
+        self, action: str, req: ActionRequest, *, idem: bool, errors: ErrorsMode
+    ) -> ActionResult | ActionError | Ignored:
+        """Execute with bounded retries: a retryable error is retried only for an idempotent action."""
+        executor = self.ctx.registry.executor(action)
         error: ActionError | None = None
         for attempt in range(RETRIES + 1):
             try:
-                result = await asyncio.wait_for(executor.execute(req), req.timeout + 1)
+                return await asyncio.wait_for(executor.execute(req), req.timeout + 1)
             except TimeoutError:
-                error = RetryableError(f"{step.action} took longer than {req.timeout:g}s", reason="timeout")
+                error = RetryableError(f"{action} took longer than {req.timeout:g}s", reason="timeout")
             except ActionError as exc:
                 error = exc
             except Exception as exc:  # an error the executor did not classify: the step's errors mode says
-                error = unexpected(exc, ErrorsMode(step.errors))
+                error = unexpected(exc, errors)
                 if error is None:
-                    await self._db(
-                        runs_repo.step_finished,
-                        self.run,
-                        idx=step.index,
-                        ok=True,
-                        now=self.ctx.clock(),
-                        summary=f"{step.action}: error ignored (errors: ignored): {_describe(exc)}",
-                        reason="ignored_error",
-                    )
-                    return True
-            else:
-                await self._db(
-                    runs_repo.step_finished,
-                    self.run,
-                    idx=step.index,
-                    ok=True,
-                    now=self.ctx.clock(),
-                    summary=result.summary,
-                    output=result.output,
-                )
-                return True
+                    return Ignored(_describe(exc))
             if not error.retryable or attempt == RETRIES or not idem:
                 break
             delay = getattr(error, "delay", None)
             await asyncio.sleep(delay if delay is not None else 0.5 * (2**attempt))
         assert error is not None
-        await self._db(
-            runs_repo.step_finished,
-            self.run,
-            idx=step.index,
-            ok=False,
-            now=self.ctx.clock(),
-            summary=f"{step.action} failed",
-            error=str(error),
-            reason=error.reason,
-        )
-        return False
+        return error
 
     async def _finish(self, status: str, reason: str, *, mitigated: bool = False) -> None:
         if self.lost:

@@ -17,7 +17,7 @@ from pathlib import Path
 from paramedic.actions.registry import ExecutorRegistry
 from paramedic.core.loader import Located, Problem, lint_runbook, parse_runbooks, raw_actions
 from paramedic.core.matcher import MatchIndex, pinned, runbook_matches, value_matches
-from paramedic.core.runbooks import COLLECTOR_KINDS, MatchValue, Runbook
+from paramedic.core.runbooks import COLLECTOR_KINDS, MatchValue, Runbook, Undo
 
 SUFFIXES = (".yaml", ".yml")
 CASE_SUFFIXES = (".case.yaml", ".case.yml")
@@ -57,6 +57,13 @@ def runbook_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[Problem
 def check_actions(loc: Located, registry: ExecutorRegistry) -> list[Problem]:
     out = []
     for i, step in enumerate(loc.runbook.steps):
+        if isinstance(step.undo, Undo) and step.undo.action not in registry.names():
+            line, col = loc.where(("steps", i, "undo", "action"))
+            out.append(
+                Problem(
+                    loc.file, line, col, f"unknown undo action {step.undo.action!r}", registry.suggest(step.undo.action)
+                )
+            )
         line, col = loc.where(("steps", i, "action"))
         if step.action not in registry.names():
             out.append(

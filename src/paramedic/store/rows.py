@@ -90,6 +90,7 @@ class StepRow:
     output: str
     error: str
     reason: str
+    undo: Mapping[str, Any] | None = None
 
     @classmethod
     def of(cls, row: Any) -> StepRow:

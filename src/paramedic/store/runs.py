@@ -120,9 +120,11 @@ def step_started(
     args: Mapping[str, Any],
     idempotent: bool,
     now: datetime,
-    ledger_scope: Mapping[str, str],
+    ledger_scope: Mapping[str, str] | None = None,
+    undoes: int | None = None,
 ) -> None:
-    """Write 'started' before the executor is called (the run's reservation is taken by the caller)."""
+    """Write 'started' before the executor is called (the run's reservation is taken by the caller).
+    With ``undoes``, the step is the undo of that completed step, written during the run's rollback."""
     existing = step(conn, run.id, idx)
     if existing is None:
         conn.execute(
@@ -139,6 +141,7 @@ def step_started(
                 output="",
                 error="",
                 reason="",
+                undo={"undoes": undoes} if undoes is not None else None,
             )
         )
     else:
@@ -147,17 +150,21 @@ def step_started(
             .where(steps.c.id == existing.id)
             .values(status="started", attempts=steps.c.attempts + 1, started_at=now, finished_at=None)
         )
-    conn.execute(update(runs).where(runs.c.id == run.id).values(current_step=idx, phase="steps", updated_at=now))
-    inc.acknowledge(conn, run.incident_id, at=now, by="automation" if run.mode == "auto" else "human")
-    inc.set_status(conn, run.incident_id, IncidentStatus.REMEDIATING)
+    data: dict[str, Any] = {"step": idx, "action": action, "args": dict(args), "idempotent": idempotent}
+    if undoes is None:
+        conn.execute(update(runs).where(runs.c.id == run.id).values(current_step=idx, phase="steps", updated_at=now))
+        inc.acknowledge(conn, run.incident_id, at=now, by="automation" if run.mode == "auto" else "human")
+        inc.set_status(conn, run.incident_id, IncidentStatus.REMEDIATING)
+    else:
+        data["undoes"] = undoes
     audit.append(
         conn,
         at=now,
-        kind="step.started",
+        kind="step.started" if undoes is None else "undo.started",
         actor=run.lease_owner or "paramedic",
         incident_id=run.incident_id,
         run_id=run.id,
-        data={"step": idx, "action": action, "args": dict(args), "idempotent": idempotent},
+        data=data,
     )
 
 
@@ -172,7 +179,11 @@ def step_finished(
     output: str = "",
     error: str = "",
     reason: str = "",
+    undo: Mapping[str, Any] | None = None,
+    undoes: int | None = None,
 ) -> None:
+    """End a step. ``undo`` says how a succeeded step is undone (``{action, args}``) or why nothing
+    does (``{none: why}``); ``undoes`` marks the step as the undo of that step, which becomes 'undone'."""
     row = step(conn, run.id, idx)
     if row is None:
         return
@@ -186,16 +197,39 @@ def step_finished(
             output=output,
             error=error[:4000],
             reason=reason,
+            undo=dict(undo) if undo is not None else None,
         )
     )
+    data: dict[str, Any] = {"step": idx, "summary": summary, "error": error, "reason": reason}
+    if undoes is not None:
+        data["undoes"] = undoes
+        if ok:
+            conn.execute(
+                update(steps).where(and_(steps.c.run_id == run.id, steps.c.idx == undoes)).values(status="undone")
+            )
     audit.append(
         conn,
         at=now,
-        kind="step.succeeded" if ok else "step.failed",
+        kind=("step." if undoes is None else "undo.") + ("succeeded" if ok else "failed"),
         actor=run.lease_owner or "paramedic",
         incident_id=run.incident_id,
         run_id=run.id,
-        data={"step": idx, "summary": summary, "error": error, "reason": reason},
+        data=data,
+    )
+
+
+def begin_undo(conn: Connection, run: RunRow, *, reason: str, now: datetime) -> None:
+    """The run failed (or was stopped) after steps ran: it undoes them now. ``reason`` is kept so a
+    run resumed during its rollback finishes with the same one."""
+    conn.execute(update(runs).where(runs.c.id == run.id).values(phase="undo", reason=reason[:4000], updated_at=now))
+    audit.append(
+        conn,
+        at=now,
+        kind="run.rolling_back",
+        actor=run.lease_owner or "paramedic",
+        incident_id=run.incident_id,
+        run_id=run.id,
+        data={"reason": reason},
     )
 
 

@@ -142,6 +142,7 @@ steps = Table(
     Column("output", Text, nullable=False, default=""),
     Column("error", Text, nullable=False, default=""),
     Column("reason", String(64), nullable=False, default=""),
+    Column("undo", JSON),  # {action, args} | {none: why}; written when the step succeeds
     UniqueConstraint("run_id", "idx", name="uq_steps_run_idx"),
 )
 
