@@ -4,6 +4,8 @@ subprocesses (``shell.run``)."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -19,6 +21,7 @@ from paramedic.core.config import Config
 from paramedic.engine.service import Paramedic
 from paramedic.store.tables import runs
 from tests.conftest import Server
+from tests.support import wait_for
 
 
 def runbook(*, steps: str, guardrails: str = "", on_failure: str = "escalate", verify: str = "") -> str:
@@ -217,3 +220,64 @@ def test_a_failed_verification_rolls_back_and_names_what_stays(
         "left in state: step 1 shell.run (the runbook declares that nothing undoes it (undo: false))" in run["reason"]
     )
     assert not made.exists()
+
+
+def _gone(pid: int) -> bool:
+    """The process has exited (reaped, or a zombie waiting for its reaper)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat[stat.rindex(")") + 2 :].split()[0] in ("Z", "X")
+
+
+def test_a_timed_out_step_ends_its_whole_process_group(make_server: Callable[..., Server], tmp_path: Path) -> None:
+    """753e177 killed only the direct child on the executor's timeout: a program's own children
+    (here a ``sleep`` it started) went on running after the step was reported as timed out."""
+    pidfile = tmp_path / "grandchild.pid"
+    script = (
+        "import subprocess, sys\n"
+        "p = subprocess.Popen(['sleep', '60'])\n"
+        f"open({str(pidfile)!r}, 'w').write(str(p.pid))\n"
+        "p.wait()"
+    )
+    steps = f"      - action: shell.run\n        with: {{argv: [python3, -c, {script!r}], timeout: 4}}\n"
+    srv = make_server(runbook(steps=steps))
+    with srv.client() as c:
+        i = fire(c)
+        srv.wait(settled(i, "escalated"))
+        step = incident(c, i)["runs"][0]["steps"][0]
+    assert step["reason"] == "timeout"
+    assert "process group was killed" in step["error"]
+    grandchild = int(pidfile.read_text())
+    wait_for(lambda: _gone(grandchild), timeout=5)
+
+
+class Stuck(Buggy):
+    """An executor that ignores its own timeout: its work goes on in a thread the runner cannot stop."""
+
+    def __init__(self) -> None:
+        super().__init__(idempotent=True)
+        self.release = threading.Event()
+
+    async def execute(self, request: ActionRequest) -> ActionResult:
+        self.calls += 1
+        await asyncio.to_thread(self.release.wait, 30)
+        return ActionResult(summary="finally done")
+
+
+def test_a_step_past_the_runners_timeout_is_not_retried(tmp_path: Path) -> None:
+    """753e177 retried an idempotent step whose executor overran its timeout (3 attempts), while the
+    first one was still running in its thread."""
+    stuck = Stuck()
+    steps = "      - action: buggy.poke\n        timeout: 0.3s\n"
+    try:
+        with serve(tmp_path, runbook(steps=steps), stuck) as srv, srv.client() as c:
+            i = fire(c)
+            srv.wait(settled(i, "escalated"))
+            step = incident(c, i)["runs"][0]["steps"][0]
+    finally:
+        stuck.release.set()
+    assert step["reason"] == "timeout"
+    assert "may still be running, so it is not retried" in step["error"]
+    assert stuck.calls == 1

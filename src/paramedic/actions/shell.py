@@ -7,8 +7,10 @@ argument, not a command (and it never gets that far: templating validates labels
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
+import signal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -42,8 +44,19 @@ class Completed:
     output: str
 
 
+async def _end_group(proc: asyncio.subprocess.Process) -> None:
+    """SIGKILL the process group the program leads (``start_new_session``), so children and
+    grandchildren it started end with it, then reap the leader."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):
+        proc.kill()
+    await asyncio.shield(proc.wait())
+
+
 async def run_argv(argv: Sequence[str], *, timeout: float, cwd: str | None = None) -> Completed:
-    """Run ``argv`` with stdout and stderr merged; kill the whole process on timeout."""
+    """Run ``argv`` with stdout and stderr merged in a session of its own; on timeout or
+    cancellation its whole process group is killed, so a timed-out attempt does not keep running."""
     if not argv:
         raise PermanentError("argv is empty", reason="bad_arguments")
     if shutil.which(argv[0]) is None and not os.path.isfile(argv[0]):
@@ -62,9 +75,13 @@ async def run_argv(argv: Sequence[str], *, timeout: float, cwd: str | None = Non
     try:
         out, _ = await asyncio.wait_for(proc.communicate(), timeout)
     except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        raise RetryableError(f"{argv[0]} timed out after {timeout:g}s", reason="timeout") from None
+        await _end_group(proc)
+        raise RetryableError(
+            f"{argv[0]} timed out after {timeout:g}s; its process group was killed", reason="timeout"
+        ) from None
+    except BaseException:  # cancelled (the runner's own timeout, a shutdown): nothing it started outlives it
+        await _end_group(proc)
+        raise
     code = proc.returncode if proc.returncode is not None else -1
     return Completed(code, truncate(out.decode(errors="replace")))
 

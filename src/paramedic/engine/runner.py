@@ -46,6 +46,7 @@ log = logging.getLogger("paramedic.runner")
 T = TypeVar("T")
 
 RETRIES = 2
+GRACE = 1.0  # seconds past an executor's own timeout before the runner cancels it
 RESUME_VERIFY_CAP = 10.0
 
 
@@ -536,9 +537,15 @@ class Runner:
         error: ActionError | None = None
         for attempt in range(RETRIES + 1):
             try:
-                return await asyncio.wait_for(executor.execute(req), req.timeout + 1)
+                return await asyncio.wait_for(executor.execute(req), req.timeout + GRACE)
             except TimeoutError:
-                error = RetryableError(f"{action} took longer than {req.timeout:g}s", reason="timeout")
+                # The executor did not end within its own timeout: the attempt was cancelled, but a
+                # thread or a remote call may still be running it, so it is never retried.
+                return PermanentError(
+                    f"{action} did not end within its timeout of {req.timeout:g}s (+{GRACE:g}s); the attempt "
+                    "may still be running, so it is not retried",
+                    reason="timeout",
+                )
             except ActionError as exc:
                 error = exc
             except Exception as exc:  # an error the executor did not classify: the step's errors mode says
