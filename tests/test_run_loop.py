@@ -5,8 +5,10 @@ subprocesses (``shell.run``)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
-from collections.abc import Callable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,9 @@ from sqlalchemy import update
 from paramedic.actions.base import ActionRequest, ActionResult, ActionSpec, TargetState
 from paramedic.actions.registry import build_registry
 from paramedic.core.config import Config
+from paramedic.core.errors import StoreUnavailable
 from paramedic.engine.service import Paramedic
+from paramedic.store.db import Database
 from paramedic.store.tables import runs
 from tests.conftest import Server
 from tests.support import wait_for
@@ -281,3 +285,57 @@ def test_a_step_past_the_runners_timeout_is_not_retried(tmp_path: Path) -> None:
     assert step["reason"] == "timeout"
     assert "may still be running, so it is not retried" in step["error"]
     assert stuck.calls == 1
+
+
+class Outage:
+    """Makes the database unreachable for this process for ``seconds`` once ``start`` is called:
+    every transaction raises ``StoreUnavailable``, as the store does when PostgreSQL restarts."""
+
+    def __init__(self, db: Database, seconds: float) -> None:
+        self.seconds = seconds
+        self.until = 0.0
+        self.refused = 0
+        original = db.write
+
+        @contextlib.contextmanager
+        def write(*, serial: bool = True) -> Iterator[Any]:
+            if time.monotonic() < self.until:
+                self.refused += 1
+                raise StoreUnavailable("the database is unavailable: connection refused (injected)")
+            with original(serial=serial) as conn:
+                yield conn
+
+        db.write = write  # type: ignore[method-assign]
+
+    def start(self) -> None:
+        self.until = time.monotonic() + self.seconds
+
+
+class StartsOutage(Buggy):
+    """Succeeds, and the database goes away just as it returns (before the result is written)."""
+
+    def __init__(self) -> None:
+        super().__init__(idempotent=False)
+        self.outage: Outage | None = None
+
+    async def execute(self, request: ActionRequest) -> ActionResult:
+        self.calls += 1
+        assert self.outage is not None
+        self.outage.start()
+        return ActionResult(summary="poked")
+
+
+def test_a_database_blip_after_a_step_keeps_its_outcome(tmp_path: Path) -> None:
+    """753e177 gave up on the write after about 0.6 s, crashed the run, and on resume reported a
+    step that had succeeded as "outcome unknown", escalated as if a restart had interrupted it."""
+    ex = StartsOutage()
+    with serve(tmp_path, runbook(steps=POKE), ex, lease=timedelta(seconds=6)) as srv, srv.client() as c:
+        ex.outage = Outage(srv.pm.db, seconds=1.5)
+        i = fire(c)
+        srv.wait(settled(i, "mitigated"))
+        run = incident(c, i)["runs"][0]
+    assert ex.outage.refused > 3  # the outage really met the worker's writes
+    assert run["status"] == "succeeded"
+    assert run["steps"][0]["status"] == "succeeded"
+    assert run["steps"][0]["summary"] == "poked"
+    assert ex.calls == 1

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -80,6 +81,13 @@ def unexpected(exc: Exception, mode: ErrorsMode) -> ActionError | None:
 
 
 UNKNOWN = "unknown_outcome"
+# Why a resumed run finds a step 'started': its worker wrote nothing more. A database blip shorter
+# than the lease cannot cause this (the worker keeps the result and retries), so it was a crash or
+# the database stayed out of reach for longer than the lease.
+STOPPED = (
+    "the worker running it stopped without recording the outcome (the process crashed or was killed, "
+    "or the database stayed unreachable for longer than the lease)"
+)
 REFUSED = object()  # _step's answer when the run was refused or could not go on (already finished)
 
 
@@ -106,6 +114,24 @@ class Runner:
         self.runbook = ctx.runbook_of(run.runbook)
         self.acted_at: datetime | None = None
         self.baseline: float | None = None
+        # until when this worker's lease surely holds (claimed or heartbeaten just before): a write
+        # that meets an unreachable database is retried until then, never given up earlier
+        self.lease_deadline = time.monotonic() + ctx.lease.total_seconds()
+
+    async def _retry(self, call: Callable[[], T]) -> T:
+        """Run ``call`` in a thread; while the database is unreachable, again with backoff until the
+        lease would run out. The step's result stays in memory meanwhile: a database blip shorter
+        than the lease never turns a known outcome into an unknown one."""
+        delay = 0.1
+        while True:
+            try:
+                return await asyncio.to_thread(call)
+            except StoreUnavailable as exc:
+                if time.monotonic() + delay >= self.lease_deadline:
+                    raise
+                log.warning("run %s: database unreachable (%s); retrying in %.1fs", self.run.id, exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
 
     async def _db(self, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
         """A write for this run, fenced by its lease: if another worker has taken the run over
@@ -119,12 +145,13 @@ class Runner:
                     raise LeaseLost
                 return fn(conn, *args, **kwargs)
 
-        return await asyncio.to_thread(self.ctx.db.retrying, call)
+        return await self._retry(call)
 
     async def _heartbeat(self) -> None:
         every = max(0.5, self.ctx.lease.total_seconds() / 3)
         while True:
             await asyncio.sleep(every)
+            sent = time.monotonic()
             try:
                 ok = await asyncio.to_thread(self._beat)
             except StoreUnavailable:
@@ -132,6 +159,7 @@ class Runner:
             if not ok:
                 self.lost = True
                 return
+            self.lease_deadline = sent + self.ctx.lease.total_seconds()
 
     def _beat(self) -> bool:
         with self.ctx.db.write(serial=False) as conn:  # touches only this run's row: no audit
@@ -167,7 +195,7 @@ class Runner:
         if self.run.phase == "verify":
             await self._final_verify()
             return
-        row = await asyncio.to_thread(self._read_step, start)
+        row = await self._retry(lambda: self._read_step(start))
         if row is not None and row.status == "started":
             step = self.plan.steps[start]
             if self.plan.verify is not None:
@@ -179,15 +207,15 @@ class Runner:
                         idx=start,
                         ok=True,
                         now=self.ctx.clock(),
-                        summary=f"interrupted by a restart; verification passed ({result.detail}), not repeated",
-                        undo={"none": "interrupted by a restart: what it changed is not known"},
+                        summary=f"{STOPPED}; verification passed ({result.detail}), not repeated",
+                        undo={"none": "its worker stopped mid-step: what it changed is not known"},
                     )
                     await self._finish("succeeded", result.detail, mitigated=True)
                     return
             if not self._idempotent(step):
                 msg = (
-                    f"step {start} ({step.action}) was interrupted by a restart, verification did not pass, "
-                    "and the step is not idempotent: not repeating it"
+                    f"step {start} ({step.action}): {STOPPED} (lease {self.ctx.lease.total_seconds():g}s); "
+                    "verification did not pass and the step is not idempotent: not repeating it"
                 )
                 await self._db(
                     runs_repo.step_finished,
@@ -231,7 +259,7 @@ class Runner:
             f"claimed {self.run.attempts} times (max_run_attempts is {self.ctx.max_attempts}); every earlier "
             "attempt ended without finishing (a crash or a lost lease): not trying again"
         )
-        rows = await asyncio.to_thread(self._steps)
+        rows = await self._retry(self._steps)
         for row in rows:
             if row.status == "started":
                 await self._db(
@@ -251,7 +279,7 @@ class Runner:
         """End a run that stopped after steps ran. With ``on_failure: rollback`` the completed steps
         are undone in reverse order, each undo written before and after like a step; the first undo
         that fails stops the rollback. Whatever is not undone is named in the reason."""
-        rows = await asyncio.to_thread(self._steps)
+        rows = await self._retry(self._steps)
         n = len(self.plan.steps)
         done = sorted((r for r in rows if r.idx < n and r.status == "succeeded"), key=lambda r: r.idx, reverse=True)
         unknown = [r for r in rows if r.idx < n and r.status == "failed" and r.reason == UNKNOWN]
