@@ -582,8 +582,8 @@ class Runner:
                     return Ignored(_describe(exc))
             if not error.retryable or attempt == RETRIES or not idem:
                 break
-            delay = getattr(error, "delay", None)
-            await asyncio.sleep(delay if delay is not None else 0.5 * (2**attempt))
+            asked = getattr(error, "retry_after", None)  # a RetryableError may say how long to wait
+            await asyncio.sleep(min(asked.total_seconds(), req.timeout) if asked is not None else 0.5 * (2**attempt))
         assert error is not None
         return error
 
