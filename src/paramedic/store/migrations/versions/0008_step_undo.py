@@ -1,7 +1,7 @@
 """steps: how a completed step is undone
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-01 23:05:00.000000
 
 Written when the step succeeds: the runbook's ``undo:``, the executor's natural inverse, or why
@@ -13,8 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007"
-down_revision = "0006"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
