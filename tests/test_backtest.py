@@ -11,10 +11,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from paramedic.cli import main
 from paramedic.core.runbooks import Runbook
-from paramedic.testing import history_recorded
+from paramedic.testing import history_prometheus, history_recorded
 from paramedic.testing.backtest import Backtest, Kind, Settings
 from paramedic.testing.backtest_report import write_report
 from paramedic.testing.candidates import rank
@@ -153,3 +155,79 @@ def test_command_line_mistakes_get_one_clear_line(
     assert result.exit_code == 2
     assert message in result.stderr
     assert "Traceback" not in result.output
+
+
+@settings(max_examples=200)
+@given(st.lists(st.tuples(st.integers(min_value=0, max_value=40), st.integers(min_value=1, max_value=30)), max_size=8))
+def test_prometheus_steps_become_exactly_the_firing_intervals_written(gaps_and_lengths: list[tuple[int, int]]) -> None:
+    """The reader of ``ALERTS`` samples: runs of firing steps, each ended by a NaN (a resolved
+    alert), a missing step, or the end of the period."""
+    step = 15.0
+    points: dict[float, str] = {}
+    want = []
+    at = 1_000_000.0
+    for gap, length in gaps_and_lengths:
+        at += gap * step
+        start = at
+        for _ in range(length):
+            points[at] = "1"
+            at += step
+        if gap % 3:  # sometimes the end is a NaN sample, sometimes the series just stops
+            points[at] = "NaN"
+        want.append((start, at))
+        at += step  # at least one step without it before the next episode
+    last = at + 10 * step
+    got = history_prometheus._intervals(
+        "A", {"alertname": "A"}, points, step=step, last=last, delay=timedelta(0), source="alertmanager"
+    )
+    assert [(e.starts_at.timestamp(), e.ends_at.timestamp() if e.ends_at else None) for e in got] == want
+
+
+def test_paramedics_own_incidents_give_candidates_the_real_acknowledge_to_resolve_time(
+    database_url: str, tmp_path: Path
+) -> None:
+    """``--from db:URL``: incidents stored by the engine (SQLite, and PostgreSQL when configured)."""
+    from paramedic.core.config import Config
+    from paramedic.engine.service import Paramedic
+    from paramedic.ingest import payloads
+    from paramedic.store import incidents as inc_repo
+
+    now = [T0]
+    (tmp_path / "rb").mkdir()
+    pm = Paramedic.from_config(Config(database=database_url, runbooks=[str(tmp_path / "rb")]), clock=lambda: now[0])
+
+    async def history() -> None:
+        for i in range(3):
+            start = T0 + i * timedelta(hours=2)
+            alert = {
+                "name": "DiskFull",
+                "labels": {"instance": "db-1", "service": "db"},
+                "starts_at": start.isoformat(),
+            }
+            now[0] = start
+            [result] = await pm.ingest(payloads.parse(alert, now=start, source="generic"))
+            assert result.incident_id is not None
+            with pm.db.write() as conn:
+                inc_repo.acknowledge(conn, result.incident_id, at=start + 5 * M, by="human")
+            now[0] = start + 25 * M
+            resolved = {**alert, "status": "resolved", "ends_at": now[0].isoformat()}
+            await pm.ingest(payloads.parse(resolved, now=now[0], source="generic"))
+        await pm.stop()
+
+    asyncio.run(history())
+    args = [
+        "candidates",
+        "--from",
+        f"db:{database_url}",
+        "--since",
+        "all",
+        "--runbooks",
+        str(tmp_path / "rb"),
+        "--json",
+    ]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    [row] = json.loads(result.stdout)
+    assert (row["alertname"], row["episodes"], row["human_time_known_for"]) == ("DiskFull", 3, 3)
+    assert row["human_median_s"] == 20 * 60  # acknowledged 5m in, resolved 25m in
+    assert "median 20m00s acknowledge → resolve" in " ".join(row["why"])
