@@ -90,6 +90,20 @@ def compact(value: Any, limit: int = 160, skip: tuple[str, ...] = ()) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def alert_link(value: Any) -> str | None:
+    """``value`` if it is a plain http(s) URL to show as a link, else None. Alert text is untrusted:
+    no ``javascript:`` or ``data:``, no credentials in the URL, no spaces or control characters."""
+    if not isinstance(value, str) or len(value) > 2000 or any(ch.isspace() or not ch.isprintable() for ch in value):
+        return None
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc:
+        return None
+    return value
+
+
 def pretty(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
 
@@ -114,6 +128,7 @@ ENV.filters.update(
     pct=percent,
     compact=compact,
     pretty=pretty,
+    alert_link=alert_link,
 )
 ENV.globals.update(version=__version__, asset_v=_asset_version(), ago=ago)
 

@@ -17,6 +17,7 @@ from sqlalchemy import Connection, select
 
 from paramedic.api import views
 from paramedic.core.breaker import BreakerStatus
+from paramedic.core.runbooks import Runbook
 from paramedic.engine import guard
 from paramedic.runbooks.loading import RunbookSet
 from paramedic.store import incidents as inc_repo
@@ -79,9 +80,24 @@ def runbooks(conn: Connection, books: RunbookSet) -> list[dict[str, Any]]:
                 if any(s["status"] != BreakerStatus.CLOSED.value for s in scopes)
                 else ("closed" if cb else "none"),
                 "breakers": scopes,
+                **what_it_does(rb, books),
             }
         )
     return out
+
+
+def what_it_does(rb: Runbook, books: RunbookSet) -> dict[str, Any]:
+    """What a runbook answers to, what it does and inside which limits, and where it is defined."""
+    return {
+        "match": rb.match.model_dump(mode="json", exclude_defaults=True),
+        "target": rb.target,
+        "steps": [{"action": s.action, "with": dict(s.with_)} for s in rb.steps],
+        "verify": rb.verify.model_dump(mode="json", exclude_none=True) if rb.verify else None,
+        "on_failure": str(rb.on_failure),
+        "guardrails": rb.guardrails.model_dump(mode="json", exclude_none=True),
+        "source": books.sources.get(rb.name, ""),
+        "version": books.version(rb.name),
+    }
 
 
 def approvals_queue(conn: Connection, books: RunbookSet) -> list[dict[str, Any]]:

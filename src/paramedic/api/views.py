@@ -46,6 +46,7 @@ def incident(row: IncidentRow) -> dict[str, Any]:
         "mttr_s": mttr,
         "mttr": format_duration(mttr) if mttr is not None else None,
         "owner": row.owner,
+        "generator_url": row.generator_url,
         "acknowledged_by": row.acknowledged_by,
         "assignee": row.assignee,
         "assignee_kind": row.assignee_kind,
