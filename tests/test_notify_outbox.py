@@ -202,3 +202,36 @@ def test_a_run_waiting_for_approval_asks_a_human_with_the_evidence(
     # the target-state evidence of the planned step (no supervisord runs here: it says so)
     assert "**State of the target of supervisor.restart (program=db:db-1)** — failed: supervisor.restart:" in md
     assert {e["kind"] for e in evidence} == {"target", "changes"}
+
+
+def test_two_instances_in_one_process_queue_only_for_their_own_sinks(tmp_path: Path) -> None:
+    """The sinks an event is queued for belong to the paramedic whose database it is written to:
+    a second instance started later in the same process (a test, an embedding) changes nothing
+    for the first."""
+    rb = write_runbooks(tmp_path / "rb", NO_RUNBOOKS)
+
+    def instance(name: str, sink: str) -> Paramedic:
+        return Paramedic.from_config(
+            Config(
+                database=f"sqlite:///{tmp_path / name}.db",
+                runbooks=[str(rb)],
+                sinks=[{"type": "webhook", "name": sink, "url": "http://127.0.0.1:9/hook"}],
+            )
+        )
+
+    first = instance("a", "hook-a")
+    second = instance("b", "hook-b")
+
+    async def escalate_one(pm: Paramedic) -> None:
+        await pm.ingest([_alert(1)])  # no runbook matches: a human hears of it
+
+    for pm in (first, second):
+        asyncio.run(escalate_one(pm))
+    try:
+        assert _outbox_rows(first, "hook-a")
+        assert not _outbox_rows(first, "hook-b")
+        assert _outbox_rows(second, "hook-b")
+        assert not _outbox_rows(second, "hook-a")
+    finally:
+        first.db.dispose()
+        second.db.dispose()

@@ -135,11 +135,7 @@ class Paramedic:
                 raise
             except Exception as exc:  # translated: a wrong URL or an unreachable server
                 raise StoreUnavailable(f"cannot prepare the database {config.database!r}: {exc}") from exc
-        from paramedic.store import outbox
-
-        outbox.configure(
-            [str(s.get("name", s.get("type", ""))) for s in config.sinks], tree=config.route, owners=config.owners
-        )
+        bind_routing(db, config)
         sink_factory.validate(config.sinks)  # a bad sink or enrich entry fails here, not at start()
         enrichment.EnrichSettings.from_config(config.enrich_defaults)
         try:
@@ -709,11 +705,7 @@ class Paramedic:
             "restart_needed_for": restart,
         }
         self.runbooks, self.config = books, config
-        from paramedic.store import outbox
-
-        outbox.configure(
-            [str(x.get("name", x.get("type", ""))) for x in config.sinks], tree=config.route, owners=config.owners
-        )
+        bind_routing(self.db, config)
         await self.write(audit.append, at=self.clock(), kind="runbooks.reloaded", actor=actor, data=change)
         log.info("runbooks reloaded by %s: %s", actor, change)
         return change
@@ -865,3 +857,11 @@ def static_scope(rb: Runbook, keys: Sequence[str]) -> dict[str, str] | None:
             return None
         out[key] = value
     return out
+
+
+def bind_routing(db: Database, config: Config) -> None:
+    """Route the events queued in ``db`` to the config's sinks, by its routing tree and owners."""
+    from paramedic.store import outbox
+
+    sink_names = [str(s.get("name", s.get("type", ""))) for s in config.sinks]
+    outbox.bind(db.engine, outbox.Routing.of(sink_names, tree=config.route, owners=config.owners))

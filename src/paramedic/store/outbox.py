@@ -4,52 +4,72 @@ of, delivered later by ``engine.notifier`` with retries, each (sink, dedup key) 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+from weakref import WeakKeyDictionary
 
-from sqlalchemy import Connection, and_, or_, select, update
+from sqlalchemy import Connection, Engine, and_, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from paramedic.core.routing import Owner, Route, owner_of_service, route, routing_labels
 from paramedic.store.tables import incidents, outbox
 
-# The sinks, the routing tree that picks among them and the owners' contacts; set once at
-# start-up from the configuration. Without a tree every event goes to every sink.
-_SINKS: list[str] = ["log"]
-_ROUTING: dict[str, Any] = {"tree": None, "owners": {}}
+
+@dataclass(frozen=True, slots=True)
+class Routing:
+    """The sinks, the routing tree that picks among them and the owners' contacts, from the
+    configuration. Without a tree every event goes to every sink; ``log`` always hears."""
+
+    sinks: tuple[str, ...] = ("log",)
+    tree: Route | None = None
+    owners: Mapping[str, Owner] = field(default_factory=dict)
+
+    @classmethod
+    def of(
+        cls, sink_names: Sequence[str], *, tree: Route | None = None, owners: Mapping[str, Owner] | None = None
+    ) -> Routing:
+        return cls(("log", *[s for s in sink_names if s != "log"]), tree, dict(owners or {}))
 
 
-def configure(
-    sink_names: Sequence[str], *, tree: Route | None = None, owners: Mapping[str, Owner] | None = None
-) -> None:
-    _SINKS[:] = ["log", *[s for s in sink_names if s != "log"]]
-    _ROUTING.update(tree=tree, owners=dict(owners or {}))
+# Each database is bound to the routing of the paramedic that opened it (as ``store.audit``
+# binds its key), so two instances in one process never send to each other's sinks.
+_BOUND: WeakKeyDictionary[Engine, Routing] = WeakKeyDictionary()
+_DEFAULT = Routing()
+
+
+def bind(engine: Engine, routing: Routing) -> None:
+    """Route every event enqueued through ``engine`` with ``routing``."""
+    _BOUND[engine] = routing
+
+
+def routing_of(conn: Connection) -> Routing:
+    return _BOUND.get(conn.engine, _DEFAULT)
 
 
 def _who(conn: Connection, incident_id: int | None) -> tuple[list[str], dict[str, str]]:
     """The sinks that hear of this incident (``log`` always does) and its owner and contact.
     An incident assigned to a team is routed as that team's."""
+    routing = routing_of(conn)
     if incident_id is None:
-        return list(_SINKS), {}
+        return list(routing.sinks), {}
     row = conn.execute(
         select(
             incidents.c.labels, incidents.c.service, incidents.c.owner, incidents.c.assignee, incidents.c.assignee_kind
         ).where(incidents.c.id == incident_id)
     ).first()
     if row is None:
-        return list(_SINKS), {}
-    owners: dict[str, Owner] = _ROUTING["owners"]
+        return list(routing.sinks), {}
+    owners = routing.owners
     owner = (row.assignee if row.assignee_kind == "team" else None) or row.owner or ""
     if not owner:
         owner = owner_of_service(owners, row.service)
     who = {"owner": owner, "contact": owners[owner].contact if owner in owners else ""}
-    tree: Route | None = _ROUTING["tree"]
-    if tree is None:
-        return list(_SINKS), who
-    chosen = route(tree, routing_labels(dict(row.labels), owner=owner, service=row.service))
-    return ["log", *[s for s in chosen if s != "log" and s in _SINKS]], who
+    if routing.tree is None:
+        return list(routing.sinks), who
+    chosen = route(routing.tree, routing_labels(dict(row.labels), owner=owner, service=row.service))
+    return ["log", *[s for s in chosen if s != "log" and s in routing.sinks]], who
 
 
 @dataclass(frozen=True, slots=True)
