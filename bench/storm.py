@@ -153,16 +153,17 @@ def notifications(db: Path) -> dict[tuple[str, str, str], int]:
     return {(str(s), str(e), str(st)): int(n) for s, e, st, n in rows}
 
 
-async def drained(db: Path, limit: float) -> float:
-    """Seconds until the outbox has nothing pending (bounded by ``limit``)."""
+async def drained(db: Path, limit: float) -> tuple[float, int]:
+    """Seconds until the outbox has nothing pending (``inf`` past ``limit``), and what is still pending."""
     began = time.perf_counter()
+    pending = -1
     while time.perf_counter() - began < limit:
         with sqlite3.connect(db) as conn:
             (pending,) = conn.execute("SELECT count(*) FROM outbox WHERE status = 'pending'").fetchone()
         if pending == 0:
-            return time.perf_counter() - began
+            return time.perf_counter() - began, 0
         await asyncio.sleep(0.5)
-    return float("inf")
+    return float("inf"), int(pending)
 
 
 async def main_async(args: argparse.Namespace) -> int:
@@ -183,7 +184,7 @@ async def main_async(args: argparse.Namespace) -> int:
         )
         grouped_store_s = await all_stored(db, run, len(alerts), args.drain_limit)
         grouped_stored = stored(db, run)
-        drain_s = await drained(db, args.drain_limit)
+        drain_s, still_pending = await drained(db, args.drain_limit)
         grouped_notes = notifications(db)
         single_stored, single_store_s = None, float("nan")
         if args.single:
@@ -212,7 +213,10 @@ async def main_async(args: argparse.Namespace) -> int:
             f"stored (one body):    {single_stored} of {args.alerts} incidents, {single_store_s:.1f} s after its answer"
         )
     total = sum(n for (_, _, _), n in grouped_notes.items())
-    print(f"notifications queued for the grouped run: {total}; outbox drained {drain_s:.1f} s after the last answer")
+    print(
+        f"notifications queued for the grouped run: {total}; outbox drained {drain_s:.1f} s after every alert"
+        f" was stored ({still_pending} still pending at the {args.drain_limit:g} s limit)"
+    )
     for (sink, event, status), n in sorted(grouped_notes.items()):
         print(f"  {sink:<10} {event:<16} {status:<8} {n}")
     print(f"server CPU: {cpu:.1f} s")
