@@ -33,14 +33,35 @@ from typing import Any
 
 GENESIS = "0" * 64
 REDACTED = "[redacted]"
-_SECRET_KEY = re.compile(
-    r"(pass(word|wd)?|secret|token|api[_-]?key|authorization|cookie|credential|private[_-]?key)",
-    re.IGNORECASE,
+# The names of secrets (not a secret).
+_SECRET_WORDS = "|".join(
+    [
+        r"pass(?:word|wd)?",
+        r"pwd",
+        r"secret",
+        r"token",
+        r"api[_-]?key",
+        r"access[_-]?key",
+        r"client[_-]?secret",
+        r"private[_-]?key",
+        r"authorization",
+        r"cookie",
+        r"credential",
+        r"(?<![A-Za-z])sig(?:nature)?(?![A-Za-z])",
+        r"x-auth[\w-]*",
+    ]
 )
+_SECRET_KEY = re.compile(rf"(?:{_SECRET_WORDS})", re.IGNORECASE)
+_SECRET_FLAG = re.compile(r"(?i)^--?(?:password|passwd|pass|pwd|token|secret|api[_-]?key|auth[_-]?token|key)$")
 _SECRET_VALUES = [
     (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}"), r"\1 " + REDACTED),
     (re.compile(r"(?i)(://[^/\s:@]+:)[^@\s/]+@"), r"\1" + REDACTED + "@"),
-    (re.compile(r"(?i)\b(password|passwd|secret|token|api[_-]?key)=([^\s&]+)"), r"\1=" + REDACTED),
+    # query strings and flags: password=…, sig=… (signed URLs), --password=…
+    (re.compile(rf"(?i)\b({_SECRET_WORDS})=([^\s&\"',;]+)"), r"\1=" + REDACTED),
+    # "key: value" in text, headers and YAML: X-Auth-Token: …, password: …
+    (re.compile(rf"(?i)\b({_SECRET_WORDS})([\"']?\s*:\s*[\"']?)(?!\[redacted\])([^\s\"',}}]+)"), r"\1\2" + REDACTED),
+    # argv in one string: --password VALUE
+    (re.compile(r"(?i)(\s--?(?:password|passwd|pass|pwd|token|secret|api[_-]?key)\s+)(?!-)(\S+)"), r"\1" + REDACTED),
     (
         re.compile(r"\b(xox[abpr]-[A-Za-z0-9-]{10,}|gh[pousr]_[A-Za-z0-9]{20,}|AKIA[0-9A-Z]{16})\b"),
         REDACTED,
@@ -55,14 +76,20 @@ def redact_text(text: str) -> str:
 
 
 def redact(value: Any) -> Any:
-    """Redact secrets by key name and by value shape, anywhere in a JSON-like structure."""
+    """Redact secrets by key name and by value shape, anywhere in a JSON-like structure; in a
+    list (an argv), the value after a secret flag (``--password VALUE``) too."""
     if isinstance(value, Mapping):
         return {
             str(k): (REDACTED if _SECRET_KEY.search(str(k)) and v not in (None, "") else redact(v))
             for k, v in value.items()
         }
     if isinstance(value, list | tuple):
-        return [redact(v) for v in value]
+        out: list[Any] = []
+        after_flag = False
+        for v in value:
+            out.append(REDACTED if after_flag and isinstance(v, str) and v else redact(v))
+            after_flag = isinstance(v, str) and _SECRET_FLAG.match(v) is not None
+        return out
     if isinstance(value, str):
         return redact_text(value)
     return value

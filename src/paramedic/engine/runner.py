@@ -36,6 +36,7 @@ from paramedic.core.plan import Plan, PlannedStep
 from paramedic.core.runbooks import ErrorsMode, OnFailure, Runbook
 from paramedic.engine import guard
 from paramedic.engine.clock import Clock
+from paramedic.engine.settings import mask_secrets, resolve_step_secrets
 from paramedic.engine.verify import VerifyResult, baseline_query, prometheus_value, verify
 from paramedic.store import audit
 from paramedic.store import incidents as inc_repo
@@ -487,9 +488,10 @@ class Runner:
             raise LeaseLost
         idem = self._idempotent(step)
         try:
+            args, secrets = resolve_step_secrets(step.args)  # references resolved here, never stored
             req = self.ctx.registry.request(
                 step.action,
-                step.args,
+                args,
                 timeout=step.timeout,
                 run_id=str(self.run.id),
                 step=step.index,
@@ -527,7 +529,7 @@ class Runner:
                 ok=False,
                 now=self.ctx.clock(),
                 summary=f"{step.action} failed",
-                error=str(outcome),
+                error=mask_secrets(str(outcome), secrets),
                 reason=outcome.reason,
             )
             return outcome
@@ -540,10 +542,14 @@ class Runner:
                 changed=outcome.changed,
                 action=step.action,
             )
-            summary, output, reason = outcome.summary, outcome.output, ""
+            summary, output, reason = mask_secrets(outcome.summary, secrets), mask_secrets(outcome.output, secrets), ""
         else:
             undo = undo_text.record(declared=step.undo, inverse=None, changed=True, action=step.action)
-            summary, output, reason = f"{step.action}: error ignored (errors: ignored): {outcome}", "", "ignored_error"
+            summary, output, reason = (
+                mask_secrets(f"{step.action}: error ignored (errors: ignored): {outcome}", secrets),
+                "",
+                "ignored_error",
+            )
         await self._db(
             runs_repo.step_finished,
             self.run,

@@ -264,3 +264,62 @@ def resolve_secrets(config: Config, env: Mapping[str, str] | None = None) -> Con
         # kept lenient as before: an unset variable disables the shared HMAC (the other ways still work)
         legacy = legacy.model_copy(update={"hmac_secret": SecretStr(value) if value else None})
     return config.model_copy(update={"auth": auth.model_copy(update={"webhooks": creds, "webhook": legacy})})
+
+
+SECRET_SUFFIXES = ("_env", "_file")
+
+
+def resolve_step_secrets(value: Any, *, env: Mapping[str, str] | None = None) -> tuple[Any, tuple[str, ...]]:
+    """Resolve secret references inside a step's arguments, at execution only: in any mapping, a
+    key ``NAME_env: VAR`` becomes ``NAME: <the variable's value>`` and ``NAME_file: PATH`` becomes
+    ``NAME: <the file's content, stripped>``. The plan, the audit trail, the API and the UI only
+    ever hold the reference. Returns the resolved value and the secrets, so callers can mask them
+    in whatever an executor says back. A missing variable or file fails the step."""
+    env = os.environ if env is None else env
+    found: list[str] = []
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, Mapping):
+            out: dict[str, Any] = {}
+            for key, item in node.items():
+                name = str(key)
+                suffix = next((x for x in SECRET_SUFFIXES if name.endswith(x) and len(name) > len(x)), None)
+                if suffix is None or not isinstance(item, str):
+                    out[name] = walk(item)
+                    continue
+                secret = _secret(name, item, file=suffix == "_file", env=env)
+                found.append(secret)
+                out[name[: -len(suffix)]] = secret
+            return out
+        if isinstance(node, list):
+            return [walk(x) for x in node]
+        return node
+
+    resolved = walk(value)
+    return resolved, tuple(found)
+
+
+def _secret(key: str, ref: str, *, file: bool, env: Mapping[str, str]) -> str:
+    from paramedic.core.errors import PermanentError
+
+    if file:
+        try:
+            secret = Path(ref).read_text().strip()
+        except OSError as exc:
+            raise PermanentError(
+                f"secret {key}: cannot read {ref}: {exc.strerror or exc}", reason="missing_secret"
+            ) from None
+    else:
+        secret = env.get(ref, "")
+    if not secret:
+        where = f"file {ref} is empty" if file else f"environment variable {ref} is not set or empty"
+        raise PermanentError(f"secret {key}: {where}", reason="missing_secret")
+    return secret
+
+
+def mask_secrets(text: str, secrets: tuple[str, ...]) -> str:
+    """``text`` with every resolved secret replaced, for what executors say back."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        if len(secret) >= 4:
+            text = text.replace(secret, "[redacted]")
+    return text
