@@ -143,6 +143,7 @@ def test_a_mode_already_automated_ranks_last() -> None:
         pytest.param(["--from", "no-such-dir"], "--from 'no-such-dir'", id="unknown-source"),
         pytest.param(["--from", ".", "--since", "yesterday"], "--since 'yesterday'", id="bad-since"),
         pytest.param(["--from", ".", "--step", "fast"], "--step 'fast'", id="bad-step"),
+        pytest.param(["--from", "db"], "no paramedic database at paramedic.db", id="no-database-yet"),
     ],
 )
 def test_command_line_mistakes_get_one_clear_line(
@@ -155,6 +156,7 @@ def test_command_line_mistakes_get_one_clear_line(
     assert result.exit_code == 2
     assert message in result.stderr
     assert "Traceback" not in result.output
+    assert not (tmp_path / "paramedic.db").exists()  # a mistake creates nothing
 
 
 @settings(max_examples=200)

@@ -62,6 +62,15 @@ def _fit(period: Any, episodes: list[Any], since: str) -> Any:
     return Period(start, end + timedelta(seconds=1))
 
 
+def _say_if_empty(episodes: list[Any], source: str, period: Any) -> None:
+    if not episodes:
+        err.print(
+            f"[yellow]no alert episode in {escape(source)} from {period.start:%Y-%m-%d %H:%M} to "
+            f"{period.end:%Y-%m-%d %H:%M} UTC; widen --since (recorded payloads: --since all)[/]",
+            highlight=False,
+        )
+
+
 def _targets(path: str | None) -> list[tuple[dict[str, str], list[str]]]:
     """``--targets FILE``: ``[{scope: {service: web}, members: [a, b]}, …]``, as the config's ``targets:``."""
     if path is None:
@@ -163,6 +172,7 @@ def backtest(
     period = _fit(period, history.episodes, since)
     for warning in history.warnings:
         err.print(f"[yellow]{escape(warning)}[/]", highlight=False)
+    _say_if_empty(history.episodes, source, period)
     settings = bt.Settings(
         freeze=freeze,
         default_flap=cfg.automation.flap,
@@ -300,6 +310,7 @@ def candidates(
     period = _period(since, until)
     history = sources.read(where, period, step=_duration(step, "--step"))
     period = _fit(period, history.episodes, since)
+    _say_if_empty(history.episodes, source, period)
     paths = list(runbook_paths) or [p for p in cfg.runbooks if Path(p).exists()]
     loaded = loader.load(paths, build_registry({}), lint=False)
     if loaded.errors:

@@ -7,6 +7,8 @@ the on-call time a failure mode costs.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from paramedic.core.errors import StoreUnavailable
@@ -15,8 +17,18 @@ from paramedic.store.db import Database, single_use_engine
 from paramedic.testing.history import Episode, History, HistoryError, Period
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The file of a ``sqlite:///FILE`` URL (None for other databases and in-memory SQLite)."""
+    if not url.startswith("sqlite:///") or url.endswith(":memory:"):
+        return None
+    return Path(url.removeprefix("sqlite:///").split("?", 1)[0])
+
+
 def read(database: str, period: Period) -> History:
     """The incidents of ``database`` (a SQLAlchemy URL) that started in the period."""
+    file = sqlite_file(database)
+    if file is not None and not file.is_file():  # opening it would create an empty database
+        raise HistoryError(f"no paramedic database at {file}; give --from db:URL (or the config with database:)")
     try:
         db = Database(single_use_engine(database))
     except ArgumentError as exc:  # a URL SQLAlchemy cannot parse
