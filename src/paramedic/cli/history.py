@@ -107,6 +107,14 @@ def _targets(path: str | None) -> list[tuple[dict[str, str], list[str]]]:
     show_default=True,
     help="an action is verified if the alert resolved within the verify window (history), or always",
 )
+@click.option(
+    "--firing-for",
+    "firing_for",
+    type=click.Choice(["wait", "refuse"]),
+    default="wait",
+    show_default=True,
+    help="a run whose alert is younger than require.firing_for waits (DESIGN §4) or is refused at once",
+)
 @click.option("--soon", default="5m", show_default=True, help="'resolved by itself soon after' the action")
 @click.option(
     "--targets",
@@ -135,6 +143,7 @@ def backtest(
     delay: str,
     as_filed: bool,
     assume: str,
+    firing_for: str,
     soon: str,
     targets_file: str | None,
     prometheus_url: str | None,
@@ -177,6 +186,7 @@ def backtest(
         freeze=freeze,
         default_flap=cfg.automation.flap,
         as_auto=not as_filed,
+        defer_firing_for=firing_for == "wait",
         outcome=bt.history_outcome if assume == "history" else bt.success_outcome,
         soon=_duration(soon, "--soon"),
     )
