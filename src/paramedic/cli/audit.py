@@ -78,7 +78,11 @@ def audit_verify(
     if path is not None:
         cp = checkpoints.latest(Path(path))
         if cp is None:
-            _broken(f"no checkpoint in {path}: the checkpoint file is missing or empty")
+            _broken(
+                f"no checkpoint in {path}: the checkpoint file is missing or empty. On a new install, write"
+                " the first one with `paramedic audit checkpoint` (`paramedic serve` writes one at start);"
+                " otherwise the file was removed or emptied"
+            )
         elif key is None:
             fail("checkpoints are signed with the audit key: configure audit.key_file or pass --key-file")
         elif not checkpoint_signed_by(cp, key):
