@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import shutil
+import signal
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -91,6 +92,7 @@ class Fault:
 class DemoState:
     narration: list[str] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
+    signals: list[int] = field(default_factory=list)  # SIGTERM / SIGHUP received (``_stop_on_signals``)
 
     def say(self, text: str) -> None:
         self.narration.append(f"{time.strftime('%H:%M:%S')}  {text}")
@@ -287,16 +289,20 @@ def _mttr_table(pm: Paramedic, faults: list[Fault]) -> Table:
     return table
 
 
-async def _demo(console: Console, *, ui: bool, port: int, work: Path, workdir_kept: bool) -> int:
+async def _demo(
+    console: Console, *, ui: bool, port: int, work: Path, workdir_kept: bool, stopped: list[int] | None = None
+) -> int:
     st = DemoState()
+    st.signals = stopped if stopped is not None else []
     log_file = work / "paramedic.log"
     _log_to(log_file)
     harness = SupervisorHarness(work / "supervisor", numprocs=3)
+    _stop_on_signals(st)
     console.print("[bold]paramedic demo[/]: starting 3 sample instances under supervisord …")
-    await asyncio.to_thread(harness.start)
     server_task: asyncio.Task[None] | None = None
     server: uvicorn.Server | None = None
     try:
+        await asyncio.to_thread(harness.start)
         rb_dir = work / "runbooks"
         rb_dir.mkdir(parents=True, exist_ok=True)
         (rb_dir / "demo.yaml").write_text(RUNBOOKS)
@@ -371,6 +377,22 @@ async def _hang_for_approval(harness: SupervisorHarness, console: Console, port:
     )
 
 
+def _stop_on_signals(st: DemoState) -> None:
+    """SIGTERM and SIGHUP stop the demo as Ctrl-C does: the main task is cancelled, so every
+    ``finally`` runs and supervisord and the sample services (in their own session, where a signal
+    to the demo's process group does not reach them) are stopped before the demo exits."""
+    loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+    assert main is not None
+
+    def stop(sig: signal.Signals) -> None:
+        st.signals.append(int(sig))
+        main.cancel()
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        loop.add_signal_handler(sig, stop, sig)
+
+
 def _log_to(path: Path) -> None:
     """Paramedic's structured log (notifications included) goes to a file, not over the live view."""
     handler = logging.FileHandler(path)
@@ -389,11 +411,16 @@ def run_demo(*, console: Console, ui: bool, port: int, workdir: Path | None) -> 
     temp = workdir is None
     work = Path(tempfile.mkdtemp(prefix="paramedic-demo-")) if workdir is None else workdir
     work.mkdir(parents=True, exist_ok=True)
+    st_signal: list[int] = []
     try:
-        return asyncio.run(_demo(console, ui=ui, port=port, work=work, workdir_kept=not temp))
+        return asyncio.run(_demo(console, ui=ui, port=port, work=work, workdir_kept=not temp, stopped=st_signal))
     except KeyboardInterrupt:
         console.print("interrupted: everything the demo started has been stopped")
         return 130
+    except asyncio.CancelledError:  # SIGTERM or SIGHUP (``_stop_on_signals``)
+        name = signal.Signals(st_signal[0]).name if st_signal else "a signal"
+        console.print(f"stopped by {name}: everything the demo started has been stopped")
+        return 128 + (st_signal[0] if st_signal else signal.SIGTERM)
     finally:
         if temp:
             shutil.rmtree(work, ignore_errors=True)
