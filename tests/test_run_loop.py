@@ -9,13 +9,13 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from paramedic.actions.base import ActionRequest, ActionResult, ActionSpec, TargetState
 from paramedic.actions.registry import build_registry
@@ -339,3 +339,60 @@ def test_a_database_blip_after_a_step_keeps_its_outcome(tmp_path: Path) -> None:
     assert run["steps"][0]["status"] == "succeeded"
     assert run["steps"][0]["summary"] == "poked"
     assert ex.calls == 1
+
+
+class Clock:
+    """Time injected into paramedic; the test moves it."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def firing_for(tmp_path: Path, clock: Clock) -> Server:
+    text = runbook(steps=touch(tmp_path / "acted")).replace(
+        "    on_failure: escalate\n", "    on_failure: escalate\n    require: {firing_for: 30s}\n"
+    )
+    rb = tmp_path / "rb"
+    rb.mkdir(exist_ok=True)
+    (rb / "r.yaml").write_text(text)
+    cfg = Config(database=f"sqlite:///{tmp_path / 'p.db'}", runbooks=[str(rb)])
+    return Server(Paramedic.from_config(cfg, clock=clock))
+
+
+def test_firing_for_waits_then_acts_if_the_alert_still_fires(tmp_path: Path) -> None:
+    """753e177 refused for good (and paged) when the first delivery was younger than firing_for."""
+    clock = Clock()
+    with firing_for(tmp_path, clock) as srv, srv.client() as c:
+        i = fire(c)
+        srv.wait(lambda c: "run.deferred" in [t["kind"] for t in incident(c, i)["timeline"]])
+        waiting = incident(c, i)
+        assert waiting["status"] != "escalated"
+        assert waiting["runs"][0]["status"] == "pending"
+        assert waiting["runs"][0]["reason"].startswith("not_firing_long_enough:")
+        assert not (tmp_path / "acted").exists()
+        clock.now += timedelta(seconds=31)
+        srv.wait(settled(i, "mitigated"))
+        run = incident(c, i)["runs"][0]
+        with srv.pm.db.read() as conn:
+            attempts = conn.execute(select(runs.c.attempts).where(runs.c.id == run["id"])).scalar_one()
+    assert run["status"] == "succeeded"
+    assert attempts == 1  # the wait did not use up a claim
+    assert (tmp_path / "acted").exists()
+
+
+def test_firing_for_wait_ends_when_the_alert_resolves(tmp_path: Path) -> None:
+    clock = Clock()
+    with firing_for(tmp_path, clock) as srv, srv.client() as c:
+        i = fire(c)
+        srv.wait(lambda c: "run.deferred" in [t["kind"] for t in incident(c, i)["timeline"]])
+        r = c.post("/api/v1/alerts", json={"name": "Broken", "labels": {"instance": "h1"}, "status": "resolved"})
+        assert r.status_code == 202
+        srv.wait(settled(i, "resolved"))
+        clock.now += timedelta(seconds=31)
+        data = incident(c, i)
+    assert data["runs"][0]["status"] == "cancelled"
+    assert data["escalated_at"] is None
+    assert not (tmp_path / "acted").exists()

@@ -31,7 +31,7 @@ from paramedic.actions.base import ActionRequest, ActionResult, Reversible
 from paramedic.actions.registry import ExecutorRegistry
 from paramedic.core import undo as undo_text
 from paramedic.core.errors import ActionError, PermanentError, RetryableError, StoreUnavailable
-from paramedic.core.guardrails import TelemetryFact
+from paramedic.core.guardrails import Refusal, TelemetryFact
 from paramedic.core.plan import Plan, PlannedStep
 from paramedic.core.runbooks import ErrorsMode, OnFailure, Runbook
 from paramedic.engine import guard
@@ -517,6 +517,13 @@ class Runner:
         refusal = decision.refusal
         if refusal is not None:
             code = refusal.code.value if refusal.code else refusal.check.value
+            refused = [v for v in decision.verdicts if not v.allowed]
+            if decision.retry_at is not None and all(v.code is Refusal.NOT_FIRING_LONG_ENOUGH for v in refused):
+                # not yet firing long enough, and nothing else in the way: wait for it, durably
+                reason = f"{code}: {refusal.reason}; waiting, evaluated again then if the alert still fires"
+                await self._db(runs_repo.defer, self.run, until=decision.retry_at, now=now, reason=reason)
+                log.info("run %s deferred until %s: %s", self.run.id, decision.retry_at.isoformat(), refusal.reason)
+                return REFUSED
             await self._fail("refused", f"{code}: {refusal.reason}")
             return REFUSED
         self.acted_at = self.acted_at or now

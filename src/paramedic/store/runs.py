@@ -218,6 +218,34 @@ def step_finished(
     )
 
 
+def defer(conn: Connection, run: RunRow, *, until: datetime, now: datetime, reason: str) -> None:
+    """Put a run that has not acted back in the queue until ``until`` (``require.firing_for`` not
+    met yet): durable, so a restart keeps the wait; the claim it used does not count as an attempt;
+    if the alert resolves meanwhile, the waiting run is cancelled like any pending one."""
+    conn.execute(
+        update(runs)
+        .where(runs.c.id == run.id)
+        .values(
+            status="pending",
+            not_before=until,
+            lease_owner=None,
+            lease_until=None,
+            attempts=runs.c.attempts - 1,
+            reason=reason[:4000],
+            updated_at=now,
+        )
+    )
+    audit.append(
+        conn,
+        at=now,
+        kind="run.deferred",
+        actor=run.lease_owner or "paramedic",
+        incident_id=run.incident_id,
+        run_id=run.id,
+        data={"until": until.isoformat(), "reason": reason},
+    )
+
+
 def begin_undo(conn: Connection, run: RunRow, *, reason: str, now: datetime) -> None:
     """The run failed (or was stopped) after steps ran: it undoes them now. ``reason`` is kept so a
     run resumed during its rollback finishes with the same one."""
