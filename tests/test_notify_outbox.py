@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import select
 
 from paramedic.core.alerts import Alert, AlertStatus
-from paramedic.core.config import Config
+from paramedic.core.config import Config, Notifications
 from paramedic.engine.service import Paramedic
 from paramedic.store.tables import outbox
 from tests.conftest import Server, write_runbooks
@@ -74,6 +74,7 @@ def test_a_restart_while_slack_fails_delivers_every_notification_exactly_once(
         database=f"sqlite:///{tmp_path / 'pm.db'}",
         runbooks=[str(rb)],
         sinks=[{"type": "slack", "name": "oncall", "webhook_url": f"{slack.url}/services/T/B/X"}],
+        notifications=Notifications(group_min=100),  # one message per incident here (storms: test_notify_storm)
     )
 
     async def first() -> int:

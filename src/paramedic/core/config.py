@@ -180,6 +180,19 @@ class SlackApprovals(_Strict):
     window: Duration = timedelta(minutes=5)
 
 
+class Notifications(_Strict):
+    """How a storm reaches humans. Rows of one sink, one event and one alert group (Alertmanager's
+    ``groupKey``, else the alertname) pending at once, at least ``group_min`` of them created within
+    ``group_interval``, go as one message with the count and the list. Each sink sends at most
+    ``rate_limit`` messages per ``rate_per`` (counted in the database: across replicas and restarts);
+    escalations and approval requests are sent before anything else."""
+
+    group_min: int = Field(default=3, ge=2)
+    group_interval: Duration = timedelta(minutes=1)
+    rate_limit: int = Field(default=30, ge=1)
+    rate_per: Duration = timedelta(minutes=1)
+
+
 class Config(_Strict):
     listen: str = "127.0.0.1:8080"
     database: str = "sqlite:///paramedic.db"
@@ -204,6 +217,7 @@ class Config(_Strict):
     silences: Silences | None = None
     owners: dict[str, Owner] = Field(default_factory=dict)  # team → contact and the services it owns
     slack: SlackApprovals | None = None  # approve from Slack: signing secret and user mapping
+    notifications: Notifications = Notifications()
     route: Route | None = None  # which sinks hear of what (Alertmanager's routing tree); none: every sink
 
     @field_validator("listen")

@@ -11,12 +11,22 @@ Ordering and timing rules:
   evidence is still being collected, so the first message already carries the evidence.
 - On a clean stop, rows claimed but not yet sent are released for the next instance at once;
   after a crash they come back when their claim lease expires.
+
+Storms (``core.config.Notifications``):
+- Escalations, approval requests and breaker trips are claimed before every other event.
+- A row whose sink has other pending rows of the same event and alert group (at least
+  ``group_min`` in all, created within ``group_interval``) is sent as one message listing them all
+  (``summary.storm``); the others are marked sent inside it. Approval requests and assignments are
+  never grouped: each needs its own decision.
+- A sink sends at most ``rate_limit`` messages per ``rate_per`` (``log`` is not limited); a row over
+  the limit waits, without counting an attempt.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +34,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import and_, select, update
 
+from paramedic.core.config import Notifications
 from paramedic.core.errors import ActionError, RetryableError, StoreUnavailable
 from paramedic.engine import summary
 from paramedic.engine.clock import Clock
@@ -42,6 +53,7 @@ LEASE = timedelta(seconds=120)  # > CLAIM_LIMIT sends of one sink at the HTTP ti
 CLAIM_LIMIT = 10
 WAIT = timedelta(milliseconds=500)
 INCIDENT_PATH = "/api/v1/incidents/{id}"
+NEVER_GROUPED = frozenset({"approval_needed", "assigned", "breaker_opened"})  # each needs its own decision
 
 
 class SettingsTickets:
@@ -81,7 +93,9 @@ class Notifier:
         *,
         collecting: Callable[[int], bool] | None = None,
         evidence_budget: float = 10.0,
+        policy: Notifications | None = None,
     ) -> None:
+        self.policy = policy or Notifications()
         self.db = db
         self.clock = clock
         self.sinks: dict[str, Sink] = {s.name: s for s in (sinks or [])}
@@ -99,6 +113,8 @@ class Notifier:
         """The notification for ``item``, or why it has to wait."""
         iid = item.incident_id
         with self.db.read() as conn:
+            if not outbox.pending(conn, item.id):
+                return _Wait("")  # sent meanwhile, inside a storm message
             if iid is not None:
                 earlier = conn.execute(
                     select(outbox_table.c.id)
@@ -168,15 +184,30 @@ class Notifier:
     async def _deliver(self, item: outbox.OutboxItem) -> None:
         sink = self.sinks.get(item.sink)
         error, retry, wait = "", True, None
+        carried: list[outbox.GroupMember] = []
         if sink is None:
             error, retry = f"sink {item.sink!r} is not configured", False
         else:
             try:
                 prepared = await asyncio.to_thread(self._prepare, item, self.clock())
                 if isinstance(prepared, _Wait):
-                    await asyncio.to_thread(self._postpone, item.id, self.clock() + WAIT)
+                    if prepared.reason:
+                        await asyncio.to_thread(self._postpone, item.id, self.clock() + WAIT)
                     return
-                await sink.send(prepared)
+                if item.sink != "log" and await asyncio.to_thread(self._over_limit, item.sink, self.clock()):
+                    METRICS.notifications.labels(sink=item.sink, result="rate_limited").inc()
+                    await asyncio.to_thread(self._postpone, item.id, self.clock() + 4 * WAIT)
+                    return
+                carried = await asyncio.to_thread(self._group, item, self.clock())
+                if carried:
+                    prepared = self._storm(prepared, carried)
+                try:
+                    await sink.send(prepared)
+                except BaseException:
+                    carried_ids = [m.row_id for m in carried[1:]]
+                    carried = []
+                    await asyncio.to_thread(self._release_rows, carried_ids)
+                    raise
             except StoreUnavailable:
                 raise
             except RetryableError as exc:
@@ -187,10 +218,42 @@ class Notifier:
                 log.exception("sink %s failed on %s", item.sink, item.dedup_key)
                 error = f"{type(exc).__name__}: {exc}"
         done = self.clock()
-        await asyncio.to_thread(self._mark, item, error=error, retry=retry, done=done, wait=wait)
+        rows = [m.row_id for m in carried[1:]] if not error else []
+        await asyncio.to_thread(self._mark, item, error=error, retry=retry, done=done, wait=wait, carried=rows)
         METRICS.notifications.labels(sink=item.sink, result="sent" if not error else "failed").inc()
         if error:
             log.warning("notification %s via %s failed: %s", item.dedup_key, item.sink, error)
+
+    # -- storms --------------------------------------------------------------------------------
+    def _over_limit(self, sink: str, now: datetime) -> bool:
+        with self.db.read() as conn:
+            return outbox.messages_since(conn, sink, now - self.policy.rate_per) >= self.policy.rate_limit
+
+    def _group(self, item: outbox.OutboxItem, now: datetime) -> list[outbox.GroupMember]:
+        if item.event in NEVER_GROUPED:
+            return []
+        with self.db.write(serial=False) as conn:
+            return outbox.claim_group(
+                conn,
+                item,
+                now=now,
+                lease=LEASE,
+                interval=self.policy.group_interval,
+                minimum=self.policy.group_min,
+            )
+
+    def _storm(self, note: Notification, members: list[outbox.GroupMember]) -> Notification:
+        title, markdown = summary.storm(
+            [(m.incident_id, m.alertname, m.instance) for m in members],
+            event=note.event,
+            interval=self.policy.group_interval,
+        )
+        data = {**dict(note.data), "incidents": [m.incident_id for m in members], "storm": len(members)}
+        return dataclasses.replace(note, title=title, summary_markdown=markdown, data=data, image=None, image_path="")
+
+    def _release_rows(self, ids: list[int]) -> None:
+        with self.db.write(serial=False) as conn:
+            outbox.release(conn, ids)
 
     def _postpone(self, item_id: int, until: datetime) -> None:
         """Let the row be claimed again at ``until``, without counting an attempt."""
@@ -198,11 +261,18 @@ class Notifier:
             conn.execute(update(outbox_table).where(outbox_table.c.id == item_id).values(lease_until=until))
 
     def _mark(
-        self, item: outbox.OutboxItem, *, error: str, retry: bool, done: datetime, wait: timedelta | None = None
+        self,
+        item: outbox.OutboxItem,
+        *,
+        error: str,
+        retry: bool,
+        done: datetime,
+        wait: timedelta | None = None,
+        carried: list[int] | None = None,
     ) -> None:
         with self.db.write(serial=False) as conn:
             if not error:
-                outbox.mark_sent(conn, item.id, now=done)
+                outbox.mark_sent(conn, item.id, now=done, carried=carried or ())
                 return
             again = retry and item.attempts + 1 < MAX_ATTEMPTS
             # the provider's Retry-After, when it gave one, wins over our own backoff if longer

@@ -593,6 +593,7 @@ class Paramedic:
             sinks=sinks,
             collecting=self.enricher.busy,
             evidence_budget=self.enricher.settings.budget,
+            policy=self.config.notifications,
         )
         self._tasks.append(asyncio.create_task(self.notifier.run()))
         self._tasks.append(asyncio.create_task(self.enricher.run()))

@@ -16,7 +16,7 @@ import base64
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, select
@@ -342,3 +342,30 @@ def _at(at: datetime | None) -> str:
 def _clip(text: str, limit: int) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+STORM_LISTED = 50  # incidents named in a storm message; the rest are counted
+
+
+def storm(
+    members: Sequence[tuple[int, str, str]], *, event: str, interval: timedelta, group: str = ""
+) -> tuple[str, str]:
+    """The title and markdown of one message for many incidents of one alert group (an alert storm).
+    ``members`` are (incident id, alertname, instance), the first one leading. Pure."""
+    heading = HEADINGS.get(event, event.replace("_", " ").capitalize())
+    n = len(members)
+    names = sorted({a for _, a, _ in members})
+    what = names[0] if len(names) == 1 else f"{names[0]} and {len(names) - 1} other alert(s)"
+    head = no_mentions(f"{heading}: {n} incidents of {what} (storm, #{members[0][0]} and others)")
+    lines = [
+        f"**{heading}: {n} incidents at once** — alert {code(what)}"
+        + (f", group {code(group)}" if group else "")
+        + f", within {format_duration(interval)}. One message for all of them, so that the page"
+        " that matters is not buried; each incident keeps its own page, evidence and timeline.",
+        "",
+    ]
+    for iid, alertname, instance in members[:STORM_LISTED]:
+        lines.append(f"- #{iid} {code(alertname)}" + (f" on {code(instance)}" if instance else ""))
+    if n > STORM_LISTED:
+        lines.append(f"- … and {n - STORM_LISTED} more")
+    return _clip(head, 250), "\n".join(lines)

@@ -1,5 +1,10 @@
 """The durable notification outbox: rows written in the same transaction as the event they tell
-of, delivered later by ``engine.notifier`` with retries, each (sink, dedup key) sent once."""
+of, delivered later by ``engine.notifier`` with retries, each (sink, dedup key) sent once.
+
+Rows are claimed escalations and approval requests first (``URGENT``), then in order. In an alert
+storm, ``claim_group`` takes the other pending rows of one sink, event and alert group into the
+message of one of them (``grouped_into``), and ``messages_since`` counts what a sink actually
+sent, for its rate limit."""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import Connection, Engine, and_, or_, select, update
+from sqlalchemy import Connection, Engine, and_, case, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -117,6 +122,10 @@ def enqueue(
         )
 
 
+# sent before anything else: a human is waiting on these
+URGENT = ("escalated", "approval_needed", "breaker_opened")
+
+
 def claim(conn: Connection, *, now: datetime, lease: timedelta, limit: int = 20) -> list[OutboxItem]:
     q = (
         select(outbox)
@@ -127,7 +136,7 @@ def claim(conn: Connection, *, now: datetime, lease: timedelta, limit: int = 20)
                 or_(outbox.c.lease_until.is_(None), outbox.c.lease_until < now),
             )
         )
-        .order_by(outbox.c.id)
+        .order_by(case((outbox.c.event.in_(URGENT), 0), else_=1), outbox.c.id)
         .limit(limit)
     )
     if conn.dialect.name == "postgresql":
@@ -140,8 +149,126 @@ def claim(conn: Connection, *, now: datetime, lease: timedelta, limit: int = 20)
     ]
 
 
-def mark_sent(conn: Connection, item_id: int, *, now: datetime) -> None:
+def pending(conn: Connection, item_id: int) -> bool:
+    row = conn.execute(select(outbox.c.status).where(outbox.c.id == item_id)).first()
+    return row is not None and row.status == "pending"
+
+
+def mark_sent(conn: Connection, item_id: int, *, now: datetime, carried: Sequence[int] = ()) -> None:
+    """``item_id`` was sent; so were the ``carried`` rows, inside its grouped message."""
     conn.execute(update(outbox).where(outbox.c.id == item_id).values(status="sent", sent_at=now, lease_until=None))
+    if carried:
+        conn.execute(
+            update(outbox)
+            .where(outbox.c.id.in_(list(carried)))
+            .values(status="sent", sent_at=now, lease_until=None, grouped_into=item_id)
+        )
+
+
+def release(conn: Connection, ids: Sequence[int]) -> None:
+    """Give rows taken into a group back (its message was not sent): they are claimed again later."""
+    if ids:
+        conn.execute(
+            update(outbox)
+            .where(and_(outbox.c.id.in_(list(ids)), outbox.c.status == "pending"))
+            .values(lease_until=None)
+        )
+
+
+def messages_since(conn: Connection, sink: str, since: datetime) -> int:
+    """Messages ``sink`` sent since ``since``: rows sent on their own or as a group's lead."""
+    n = conn.execute(
+        select(func.count())
+        .select_from(outbox)
+        .where(
+            and_(
+                outbox.c.sink == sink,
+                outbox.c.status == "sent",
+                outbox.c.sent_at >= since,
+                outbox.c.grouped_into.is_(None),
+            )
+        )
+    ).scalar_one()
+    return int(n)
+
+
+@dataclass(frozen=True, slots=True)
+class GroupMember:
+    row_id: int
+    incident_id: int
+    alertname: str
+    instance: str
+    service: str
+
+
+def claim_group(
+    conn: Connection,
+    item: OutboxItem,
+    *,
+    now: datetime,
+    lease: timedelta,
+    interval: timedelta,
+    minimum: int,
+    limit: int = 500,
+) -> list[GroupMember]:
+    """The incidents whose rows go in ``item``'s message: ``item``'s own first, then the other
+    pending rows of its sink and event whose incidents share its alert group (Alertmanager's
+    ``groupKey``, else source and alertname), created within ``interval`` of it, claimed or not
+    (a row checks it is still pending before it is sent). The others are leased to this caller.
+    Fewer than ``minimum`` in all: no group, nothing leased, ``[]``."""
+    if item.incident_id is None:
+        return []
+    lead = conn.execute(
+        select(
+            incidents.c.group_key,
+            incidents.c.source,
+            incidents.c.alertname,
+            incidents.c.labels,
+            incidents.c.service,
+            outbox.c.created_at,
+        )
+        .select_from(outbox.join(incidents, incidents.c.id == outbox.c.incident_id))
+        .where(outbox.c.id == item.id)
+    ).first()
+    if lead is None:
+        return []
+    same = (
+        incidents.c.group_key == lead.group_key
+        if lead.group_key
+        else and_(
+            incidents.c.group_key == "", incidents.c.source == lead.source, incidents.c.alertname == lead.alertname
+        )
+    )
+    q = (
+        select(outbox.c.id, outbox.c.incident_id, incidents.c.alertname, incidents.c.labels, incidents.c.service)
+        .select_from(outbox.join(incidents, incidents.c.id == outbox.c.incident_id))
+        .where(
+            and_(
+                outbox.c.sink == item.sink,
+                outbox.c.event == item.event,
+                outbox.c.status == "pending",
+                outbox.c.id != item.id,  # leased rows too: the same batch holds them (each checks it is still pending)
+                outbox.c.created_at >= lead.created_at - interval,
+                outbox.c.created_at <= lead.created_at + interval,
+                same,
+            )
+        )
+        .order_by(outbox.c.id)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        q = q.with_for_update(of=outbox, skip_locked=True)
+    rows = conn.execute(q).all()
+    if len(rows) + 1 < minimum:
+        return []
+    conn.execute(update(outbox).where(outbox.c.id.in_([r.id for r in rows])).values(lease_until=now + lease))
+    first = GroupMember(
+        item.id, item.incident_id, lead.alertname, str((lead.labels or {}).get("instance", "")), lead.service
+    )
+    return [first] + [
+        GroupMember(int(r.id), int(r.incident_id), r.alertname, str((r.labels or {}).get("instance", "")), r.service)
+        for r in rows
+    ]
 
 
 def mark_failed(conn: Connection, item_id: int, *, now: datetime, error: str, retry_at: datetime | None) -> None:

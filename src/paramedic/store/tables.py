@@ -314,6 +314,8 @@ outbox = Table(
     Column("lease_until", TS),
     Column("created_at", TS, nullable=False),
     Column("sent_at", TS),
+    # sent inside the grouped message of that row (an alert storm: one message for many incidents)
+    Column("grouped_into", ID, nullable=True),
     UniqueConstraint("sink", "dedup_key", name="uq_outbox_sink_dedup"),
     Index("ix_outbox_due", "status", "next_at"),
 )
