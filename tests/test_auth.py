@@ -13,6 +13,7 @@ import pytest
 from paramedic.api.session import SESSION_TTL, SessionCodec, session_secret
 from paramedic.core.config import Auth, Config, WebhookAuth
 from paramedic.core.errors import ConfigError
+from paramedic.engine.settings import resolve_secrets
 from tests.conftest import Server
 from tests.test_ui_support import ADMIN, auth
 
@@ -100,12 +101,12 @@ def test_csrf_tokens_bind_cookie_and_session() -> None:
     assert not codec.csrf_ok("", "", "")
 
 
-def test_session_secret_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_session_secret_from_the_environment() -> None:
+    """Read once when the config is loaded (``resolve_secrets``), never again afterwards."""
     config = Config(auth=Auth(session_secret_env="PARAMEDIC_TEST_SESSION_SECRET"))
-    monkeypatch.setenv("PARAMEDIC_TEST_SESSION_SECRET", "short")
     with pytest.raises(ConfigError, match="at least 32 characters"):
-        session_secret(config)
-    monkeypatch.setenv("PARAMEDIC_TEST_SESSION_SECRET", "r" * 40)
+        session_secret(resolve_secrets(config, env={"PARAMEDIC_TEST_SESSION_SECRET": "short"}))
+    config = resolve_secrets(config, env={"PARAMEDIC_TEST_SESSION_SECRET": "r" * 40})
     a, b = SessionCodec(session_secret(config)), SessionCodec(session_secret(config))
     cookie = a.issue(name="n", role="viewer", token_sha256="0" * 64, now=NOW)
     assert b.read(cookie, now=NOW) is not None  # replicas behind one load balancer share sessions

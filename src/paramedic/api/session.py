@@ -21,7 +21,6 @@ import base64
 import hashlib
 import hmac
 import json
-import os
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -55,10 +54,11 @@ def _unb64(text: str) -> bytes:
 
 
 def session_secret(config: Config) -> bytes:
-    """The signing key: from ``auth.session_secret_env`` when set, else random for this process."""
+    """The signing key: from ``auth.session_secret_env`` (read when the config was loaded,
+    ``engine.settings.resolve_secrets``) when set, else random for this process."""
     env = config.auth.session_secret_env if config.auth else None
-    if env:
-        value = os.environ.get(env, "")
+    if config.auth is not None and env:
+        value = config.auth.session_secret.get_secret_value() if config.auth.session_secret else ""
         if len(value) < 32:
             raise ConfigError(
                 f"auth.session_secret_env names {env}, which must hold at least 32 characters"

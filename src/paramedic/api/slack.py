@@ -19,7 +19,6 @@ import hashlib
 import hmac
 import json
 import logging
-import os
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -51,7 +50,7 @@ def mount(app: FastAPI, pm: Paramedic) -> None:
     cfg: SlackApprovals | None = pm.config.slack
     if cfg is None:
         return
-    secret = os.environ.get(cfg.signing_secret_env, "")
+    secret = cfg.signing_secret.get_secret_value() if cfg.signing_secret else ""  # read at config load
     if not secret:
         raise ConfigError(f"slack.signing_secret_env: the variable {cfg.signing_secret_env} is not set")
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -292,7 +291,9 @@ def actions() -> None:
 
 # ---- remote operations ------------------------------------------------------------------------
 def _client(url: str) -> httpx.Client:
-    token = os.environ.get("PARAMEDIC_TOKEN")
+    from paramedic.engine.settings import environment
+
+    token = environment().get("PARAMEDIC_TOKEN")
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     return httpx.Client(base_url=url, headers=headers, timeout=10)
 

@@ -113,6 +113,7 @@ class Auth(_Strict):
     webhook: WebhookAuth | None = None
     webhooks: list[WebhookCredential] = Field(default_factory=list)
     session_secret_env: str | None = None
+    session_secret: SecretStr | None = Field(default=None, exclude=True, repr=False)  # filled by engine.settings
 
 
 class Automation(_Strict):
@@ -176,6 +177,7 @@ class SlackApprovals(_Strict):
     Slack's v0 signature made with the app's signing secret, within ``window`` of now."""
 
     signing_secret_env: str = Field(min_length=1, description="the variable holding the app's signing secret")
+    signing_secret: SecretStr | None = Field(default=None, exclude=True, repr=False)  # filled by engine.settings
     users: dict[str, SlackUser] = Field(default_factory=dict, description="Slack user id → paramedic identity")
     window: Duration = timedelta(minutes=5)
 

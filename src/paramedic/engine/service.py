@@ -51,7 +51,7 @@ from paramedic.engine.clock import Clock, utcnow
 from paramedic.engine.metrics import METRICS
 from paramedic.engine.notifier import Notifier, SettingsTickets
 from paramedic.engine.runner import RunContext, Runner
-from paramedic.engine.settings import format_errors, read_audit_key, resolve_secrets
+from paramedic.engine.settings import environment, format_errors, read_audit_key, resolve_secrets
 from paramedic.engine.silences import Silencer
 from paramedic.ingest import alertmanager, generic, grafana
 from paramedic.ingest import probes as probe_mod
@@ -138,7 +138,7 @@ class Paramedic:
             except Exception as exc:  # translated: a wrong URL or an unreachable server
                 raise StoreUnavailable(f"cannot prepare the database {config.database!r}: {exc}") from exc
         bind_routing(db, config)
-        sink_factory.validate(config.sinks)  # a bad sink or enrich entry fails here, not at start()
+        sink_factory.validate(config.sinks, environment())  # a bad sink or enrich entry fails here, not at start()
         enrichment.EnrichSettings.from_config(config.enrich_defaults)
         try:
             freeze = parse_freeze_windows(config.automation.freeze)
@@ -585,7 +585,7 @@ class Paramedic:
             self.silencer = Silencer(db=self.db, clock=self.clock, http=lambda: self.http, cfg=self.config.silences)
             self.run_hooks.append(self.silencer.on_finished)
         sinks = sink_factory.build_sinks(
-            self.config.sinks, client=self.http, tickets=SettingsTickets(self.db, self.clock)
+            self.config.sinks, client=self.http, tickets=SettingsTickets(self.db, self.clock), env=environment()
         )
         self.notifier = Notifier(
             self.db,

@@ -241,12 +241,24 @@ def _read_secret(*, env_name: str | None, file_name: str | None, env: Mapping[st
     return ""
 
 
-def resolve_secrets(config: Config, env: Mapping[str, str] | None = None) -> Config:
-    """The config with every webhook secret it names (``*_env``, ``secret_file``) read, once, now.
+def environment() -> Mapping[str, str]:
+    """The process environment, for the secrets a config names by variable (sinks' ``*_env``),
+    read at start-up by whoever builds from the config; nothing reads it per request."""
+    return os.environ
 
-    The request path never reads the environment; a secret that is named and missing is a
-    ``ConfigError`` at start-up, not a 401 for every delivery later. Idempotent."""
+
+def resolve_secrets(config: Config, env: Mapping[str, str] | None = None) -> Config:
+    """The config with every secret it names (``*_env``, ``secret_file``) read, once, now: the
+    webhook credentials, the session signing key and Slack's signing secret.
+
+    The request path never reads the environment; a webhook secret that is named and missing is
+    a ``ConfigError`` at start-up, not a 401 for every delivery later. Idempotent."""
     env = os.environ if env is None else env
+    if config.slack is not None and config.slack.signing_secret is None:
+        value = env.get(config.slack.signing_secret_env, "")
+        # checked where Slack's endpoint is mounted (api.slack): only ``serve`` needs it
+        slack = config.slack.model_copy(update={"signing_secret": SecretStr(value) if value else None})
+        config = config.model_copy(update={"slack": slack})
     if config.auth is None:
         return config
     auth = config.auth
@@ -263,7 +275,11 @@ def resolve_secrets(config: Config, env: Mapping[str, str] | None = None) -> Con
         value = env.get(legacy.hmac_secret_env, "")
         # kept lenient as before: an unset variable disables the shared HMAC (the other ways still work)
         legacy = legacy.model_copy(update={"hmac_secret": SecretStr(value) if value else None})
-    return config.model_copy(update={"auth": auth.model_copy(update={"webhooks": creds, "webhook": legacy})})
+    session = auth.session_secret
+    if session is None and auth.session_secret_env:
+        session = SecretStr(env.get(auth.session_secret_env, ""))  # its length is checked by api.session
+    update = {"webhooks": creds, "webhook": legacy, "session_secret": session}
+    return config.model_copy(update={"auth": auth.model_copy(update=update)})
 
 
 SECRET_SUFFIXES = ("_env", "_file")

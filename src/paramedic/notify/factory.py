@@ -11,7 +11,6 @@ start-up with a ``ConfigError`` naming it).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -61,9 +60,9 @@ def sink_name(spec: Mapping[str, Any]) -> str:
     return str(spec.get("name") or spec.get("type") or "")
 
 
-def validate(specs: Sequence[Mapping[str, Any]], env: Mapping[str, str] | None = None) -> list[SinkConfig]:
-    """Validate every entry and resolve its secrets; ``ConfigError`` names the first bad one."""
-    env = os.environ if env is None else env
+def validate(specs: Sequence[Mapping[str, Any]], env: Mapping[str, str]) -> list[SinkConfig]:
+    """Validate every entry and resolve its secrets (``*_env`` looked up in ``env``, which the
+    caller reads once at start-up from ``engine.settings``); ``ConfigError`` names the first bad one."""
     out: list[SinkConfig] = []
     seen: set[str] = set()
     for i, spec in enumerate(specs):
@@ -103,7 +102,7 @@ def build_sinks(
     *,
     client: httpx.AsyncClient,
     tickets: TicketStore,
-    env: Mapping[str, str] | None = None,
+    env: Mapping[str, str],
 ) -> list[Sink]:
     """Every configured sink, ready to send. Raises ``ConfigError``."""
     builders: dict[str, Callable[[SinkConfig], Sink]] = {
