@@ -5,9 +5,9 @@ answer must be below 500 and every error body must have the one shape ``{"error"
 The webhooks read raw JSON, which the schema cannot describe, so hypothesis adds random and
 hostile bodies (too deep, numbers past 4,300 digits, dates out of range) and random headers there.
 
-Bounded for CI: ``PARAMEDIC_FUZZ_EXAMPLES`` examples per operation and mode (default 25: several
+Bounded for CI: ``PARAMEDIC_TEST_FUZZ_EXAMPLES`` examples per operation and mode (default 25: several
 hundred requests in all, about a minute). The closing figure (requests tried, answers by status)
-is printed at the end of the module and written to ``PARAMEDIC_FUZZ_REPORT`` when that is set.
+is printed at the end of the module and written to ``PARAMEDIC_TEST_FUZZ_REPORT`` when that is set.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from paramedic.core.config import Auth, Config, Token, WebhookAuth
 from paramedic.engine.service import Paramedic
 from tests.conftest import Server
 
-EXAMPLES = int(os.environ.get("PARAMEDIC_FUZZ_EXAMPLES", "25"))
+EXAMPLES = int(os.environ.get("PARAMEDIC_TEST_FUZZ_EXAMPLES", "25"))
 ADMIN = {"Authorization": "Bearer admin-token"}
 TALLY: Counter[int] = Counter()
 ERROR_KEYS = {"error", "field"}
@@ -162,7 +162,7 @@ def report() -> None:
     by_code = ", ".join(f"{code}: {n}" for code, n in sorted(TALLY.items()))
     line = f"fuzz: {total} requests, {by_code}; 5xx: {sum(n for c, n in TALLY.items() if c >= 500)}"
     print("\n" + line)
-    if out := os.environ.get("PARAMEDIC_FUZZ_REPORT"):
+    if out := os.environ.get("PARAMEDIC_TEST_FUZZ_REPORT"):
         Path(out).write_text(json.dumps({"requests": total, "by_status": dict(TALLY)}) + "\n")
 
 
