@@ -59,6 +59,7 @@ def test_large_delivery_is_queued_then_every_alert_is_recorded(make_server: Call
             return c.get("/api/v1/incidents", params={"limit": 100}).json()["incidents"]  # type: ignore[no-any-return]
 
         srv.wait(lambda _: len(listed()) == 40)
+        srv.wait(lambda _: "paramedic_ingest_inbox_alerts 0.0" in c.get("/metrics").text)
         names = sorted(i["alertname"] for i in listed())
         assert names == ["InstanceDown"] * 39 + ["UnreadableAlert"]
         (bad,) = [i for i in listed() if i["alertname"] == "UnreadableAlert"]

@@ -60,6 +60,13 @@ def families(h: health.Health) -> Sequence[Any]:
         GaugeMetricFamily("paramedic_approvals_pending", "Runs waiting for a human approval", value=h.approvals_pending)
     )
     out.append(GaugeMetricFamily("paramedic_incidents_open", "Incidents not resolved yet", value=h.open_incidents))
+    out.append(
+        GaugeMetricFamily(
+            "paramedic_ingest_inbox_alerts",
+            "Alerts of large deliveries answered 202 but not recorded as incidents yet",
+            value=h.inbox_backlog,
+        )
+    )
     breakers = GaugeMetricFamily("paramedic_breakers_open", "Open or half-open circuit breakers", labels=["runbook"])
     for runbook, n in sorted(h.breakers_open.items()):
         breakers.add_metric([runbook], n)

@@ -1,6 +1,6 @@
 """The figures ``/metrics`` reads from the database at each scrape: paramedic's own health (pause,
-approvals waiting, open breakers, outbox backlog and dead rows, guardrail refusals by reason) and
-the resolved incidents that feed the MTTR and time-to-mitigate histograms.
+approvals waiting, open breakers, outbox backlog and dead rows, the inbox's alerts not recorded yet,
+guardrail refusals by reason) and the resolved incidents that feed the MTTR and time-to-mitigate histograms.
 
 Read from the database, not kept in process memory, so every replica reports the same figures and
 a restart loses nothing. The histograms count every resolved incident, so they only grow, as
@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
-from paramedic.store import state
+from paramedic.store import inbox, state
 from paramedic.store.tables import breakers, incidents, outbox, runs, verdicts
 
 
@@ -38,6 +38,7 @@ class Health:
     refusals: Mapping[str, int]  # reason code → refused verdicts
     open_incidents: int
     resolved: tuple[Resolved, ...] = field(default=())
+    inbox_backlog: int = 0  # alerts of large deliveries accepted but not recorded yet
 
 
 def _open_breakers(conn: Connection) -> dict[str, int]:
@@ -99,4 +100,5 @@ def read(conn: Connection) -> Health:
         refusals=refusals,
         open_incidents=int(still_open),
         resolved=tuple(resolved),
+        inbox_backlog=inbox.backlog(conn),
     )
