@@ -209,7 +209,7 @@ def claim_group(
     lease: timedelta,
     interval: timedelta,
     minimum: int,
-    limit: int = 500,
+    limit: int = 10_000,  # one message for a whole Alertmanager group (max_alerts caps it)
 ) -> list[GroupMember]:
     """The incidents whose rows go in ``item``'s message: ``item``'s own first, then the other
     pending rows of its sink and event whose incidents share its alert group (Alertmanager's
