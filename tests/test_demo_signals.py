@@ -34,8 +34,12 @@ def test_demo_leaves_nothing_behind_after_a_signal(tmp_path: Path, sig: signal.S
 
     demo = Process(argv, log=tmp_path / "demo.out", env={**os.environ, "COLUMNS": "80"}, name="paramedic demo")
     with demo.start(up, timeout=60) as proc:
-        ports = [int(p) for p in re.findall(r"web-\d=127\.0\.0\.1:(\d+)", (tmp_path / "demo.out").read_text())]
-        assert len(ports) == 3, "the demo names its three sample instances"
+
+        def named() -> list[int]:
+            return [int(p) for p in re.findall(r"web-\d=127\.0\.0\.1:(\d+)", (tmp_path / "demo.out").read_text())]
+
+        proc.wait_until(lambda: len(named()) == 3, timeout=30, what="the demo names its three sample instances")
+        ports = named()
         proc.wait_until(lambda: all(answers(p) for p in ports), timeout=30, what="the sample services answer")
         os.kill(proc.pid, sig)
         assert proc.wait_exit(40) == 128 + sig

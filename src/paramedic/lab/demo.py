@@ -15,6 +15,7 @@ import logging
 import shutil
 import signal
 import tempfile
+import textwrap
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from typing import Any
 
 import httpx
 import uvicorn
+from rich import box
 from rich.console import Console, Group
 from rich.live import Live
 from rich.markup import escape
@@ -126,11 +128,20 @@ def _clock(value: datetime | None) -> str:
     return value.strftime("%H:%M:%S") if value else "—"
 
 
+def _wrapped(lines: list[str], width: int) -> str:
+    """Narration lines wrapped to the terminal, continuation lines indented under the text, so an
+    80-column terminal shows every word (the console itself does not wrap: ``soft_wrap``)."""
+    out = []
+    for line in lines:
+        out.append(textwrap.fill(line, width=max(40, width - 1), subsequent_indent=" " * 10, break_on_hyphens=False))
+    return "\n".join(out)
+
+
 def _incident_table(rows: list[IncidentRow], actions: dict[int, str]) -> Table:
-    table = Table(title="incidents (live)", expand=False)
-    for col in ("#", "alert", "instance", "status", "detected", "mitigated", "resolved"):
+    table = Table(title="incidents (live)", expand=False, box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1, 0, 0))
+    for col in ("#", "alert", "instance", "status", "detected", "resolved"):
         table.add_column(col, no_wrap=True)
-    table.add_column("action")
+    table.add_column("action", min_width=18, overflow="fold")
     style = {"resolved": "green", "mitigated": "cyan", "escalated": "red", "remediating": "yellow"}
     for r in sorted(rows, key=lambda x: x.id):
         table.add_row(
@@ -139,7 +150,6 @@ def _incident_table(rows: list[IncidentRow], actions: dict[int, str]) -> Table:
             r.labels.get("instance", "").removeprefix("127.0.0.1"),
             Text(r.status, style=style.get(r.status, "")),
             _clock(r.starts_at),
-            _clock(r.mitigated_at),
             _clock(r.resolved_at),
             escape(actions.get(r.id, "")),
         )
@@ -266,10 +276,10 @@ async def _scenario(pm: Paramedic, harness: SupervisorHarness, http: httpx.Async
 
 
 def _mttr_table(pm: Paramedic, faults: list[Fault]) -> Table:
-    table = Table(title="MTTR", show_lines=True)
+    table = Table(title="MTTR", box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1, 0, 0))
     for col in ("fault", "detected", "mitigated", "MTTR"):
         table.add_column(col, no_wrap=True)
-    table.add_column("action taken")
+    table.add_column("action taken", min_width=18, overflow="fold")
     table.add_column("by", no_wrap=True)
     with pm.db.read() as conn:
         for f in faults:
@@ -326,9 +336,14 @@ async def _demo(
             console.print(f"[red]paramedic could not listen on 127.0.0.1:{port}; try --port[/]")
             return 1
         console.print(
-            f"paramedic is up at http://127.0.0.1:{port} (API docs at /docs) with "
-            f"{len(config.probes)} probes; instances: "
-            + ", ".join(f"{k.split(':')[1]}=127.0.0.1:{v}" for k, v in harness.instances.items())
+            textwrap.fill(
+                f"paramedic is up at http://127.0.0.1:{port} (API docs at /docs) with "
+                f"{len(config.probes)} probes; instances: "
+                + ", ".join(f"{k.split(':')[1]}=127.0.0.1:{v}" for k, v in harness.instances.items()),
+                width=max(40, console.width - 1),
+                break_on_hyphens=False,
+            ),
+            highlight=False,
         )
         await asyncio.sleep(1.5)  # let the probes see every instance healthy first
 
@@ -337,18 +352,21 @@ async def _demo(
             with Live(console=console, refresh_per_second=4, transient=False) as live:
                 while not scenario.done():
                     rows, actions = await asyncio.to_thread(_snapshot, pm)
-                    narration = Text.from_markup("\n".join(st.narration[-8:]), overflow="fold")
+                    narration = Text.from_markup(_wrapped(st.narration[-8:], console.width))
                     live.update(Group(narration, _incident_table(rows, actions)))
                     await asyncio.sleep(0.25)
                 rows, actions = await asyncio.to_thread(_snapshot, pm)
-                final = Text.from_markup("\n".join(st.narration[-8:]), overflow="fold")
+                final = Text.from_markup(_wrapped(st.narration[-8:], console.width))
                 live.update(Group(final, _incident_table(rows, actions)))
             ok = scenario.result()
         console.print()
         console.print(_mttr_table(pm, st.faults))
         console.print(
-            "Automated: the hung instance (no human woke up). Human-handled: the crash loop and the "
-            "unknown alert, each escalated with its evidence instead of guessed at."
+            textwrap.fill(
+                "Automated: the hung instance (no human woke up). Human-handled: the crash loop and the "
+                "unknown alert, each escalated with its evidence instead of guessed at.",
+                width=max(40, console.width - 1),
+            )
         )
         if ui:
             await _hang_for_approval(harness, console, port)
