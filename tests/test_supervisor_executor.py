@@ -360,3 +360,25 @@ def test_credentials_are_sent_and_checked(tmp_path: Path) -> None:
         anonymous = SupervisorExecutor(url=h.url)
         with pytest.raises(PermanentError):
             _run(anonymous.known_targets({}))
+
+
+@pytest.mark.integration
+def test_natural_inverses_put_back_size_and_state(harness: SupervisorHarness, ex: SupervisorExecutor) -> None:
+    """Against a real supervisord: the undo of a scale is the previous size, of a stop a start."""
+    scale = _req("scale", group="web", desired=4, min=1, max=6)
+    inverse = ex.inverse(scale, _run(ex.execute(scale)))
+    assert inverse is not None
+    assert (inverse.action, dict(inverse.args)) == (
+        "supervisor.scale",
+        {"group": "web", "desired": 3, "min": 1, "max": 6},
+    )
+    back = _run(ex.execute(_req(inverse.action.removeprefix("supervisor."), **inverse.args)))
+    assert back.summary.startswith("scaled web 4 → 3")
+    assert _run(ex.known_targets({"group": "web"})) == [f"web:web-{n}" for n in range(1, 4)]
+    stop = _req("stop", program="web:web-2")
+    inverse = ex.inverse(stop, _run(ex.execute(stop)))
+    assert inverse is not None
+    assert (inverse.action, dict(inverse.args)) == ("supervisor.start", {"program": "web:web-2"})
+    _run(ex.execute(_req("start", **inverse.args)))
+    assert _info(harness, "web:web-2")["statename"] == "RUNNING"
+    assert ex.inverse(_req("restart", program="web:web-1"), back) is None  # a restart has no inverse
