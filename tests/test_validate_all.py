@@ -79,3 +79,15 @@ def test_an_override_error_names_the_variable(env: dict[str, str], head: str, hi
     assert str(err.value).startswith(head)
     assert hint in str(err.value)
     assert "defaults:" not in str(err.value)
+
+
+def test_validate_reads_freeze_windows_with_their_position(tmp_path: Path) -> None:
+    """An Alertmanager time interval Alertmanager would refuse is a validate error, not a start failure."""
+    (tmp_path / "paramedic.yaml").write_text(
+        "runbooks: []\nautomation:\n  freeze:\n    - name: weekend\n"
+        "      time_intervals: [{weekdays: ['saturday:sunday']}]\n"
+    )
+    result = CliRunner().invoke(main, ["validate", str(tmp_path / "paramedic.yaml")], env={"COLUMNS": "300"})
+    assert result.exit_code == 1
+    assert "paramedic.yaml:4:7: automation.freeze[0]" in result.output
+    assert "sunday to saturday" in result.output

@@ -20,7 +20,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from paramedic import __version__
-from paramedic.core.errors import ParamedicError
+from paramedic.core.errors import ConfigError, ParamedicError
 from paramedic.core.text import printable
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -98,6 +98,26 @@ def serve(config: str | None, listen: str | None) -> None:
     uvicorn.run(create_app(pm), host=cfg.host, port=cfg.port, log_level="warning", access_log=False)
 
 
+def _check_freeze(path: str, cfg: Any) -> None:
+    """Freeze windows are read when the service starts; validate reads them too, with positions."""
+    from pydantic import ValidationError
+
+    from paramedic.core.freeze import parse_freeze_windows
+    from paramedic.core.loader import yaml_with_positions
+
+    try:
+        parse_freeze_windows(cfg.automation.freeze)
+    except ValidationError as exc:
+        _, positions = yaml_with_positions(Path(path).read_text())
+        lines = []
+        for e in exc.errors():
+            at: tuple[str | int, ...] = ("automation", "freeze", *e["loc"][:1])
+            line, col = positions.get(at, positions.get(("automation", "freeze"), (1, 1)))
+            msg = str(e["msg"]).removeprefix("Value error, ")
+            lines.append(f"{path}:{line}:{col}: automation.freeze[{e['loc'][0] if e['loc'] else 0}]: {msg}")
+        raise ConfigError("\n".join(lines)) from None
+
+
 # ---- validate ---------------------------------------------------------------------------------
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
@@ -116,7 +136,7 @@ def validate(paths: tuple[str, ...], strict: bool) -> None:
     bad = 0
     for cf in config_files:
         try:
-            _load_config(cf)
+            _check_freeze(cf, _load_config(cf))
         except ParamedicError as exc:
             err.print(escape(str(exc)), highlight=False)
             bad += max(1, len(str(exc).splitlines()))  # every problem is one line
