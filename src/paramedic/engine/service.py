@@ -343,7 +343,11 @@ class Paramedic:
     async def drain_inbox(self) -> bool:
         """Record one waiting delivery, chunk by chunk; whether there was one."""
         lease = self.config.lease
-        pending = await self.write(inbox.claim, now=self.clock(), lease=lease)
+        def claim() -> inbox.Pending | None:
+            with self.db.write(serial=False) as conn:  # no audit entry: not behind the audit lock
+                return inbox.claim(conn, now=self.clock(), lease=lease)
+
+        pending = await asyncio.to_thread(claim)
         if pending is None:
             return False
         try:
