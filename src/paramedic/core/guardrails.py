@@ -168,6 +168,7 @@ class GuardrailInput:
     targets: TargetFacts = TargetFacts()
     breaker: BreakerState | None = None
     telemetry: Sequence[TelemetryFact] = ()  # one per rendered require.telemetry query
+    recovery: bool = False  # the runbook's way back: its premise is that the alert resolved
 
     def __post_init__(self) -> None:
         _aware(self.now, "GuardrailInput.now")
@@ -328,6 +329,8 @@ def check_data_quality(inp: GuardrailInput) -> Verdict:
     """Resolved, then flapping, then stale, then firing long enough: the most final first."""
     alert, now, req = inp.alert, inp.now, inp.require
     dq = Check.DATA_QUALITY
+    if inp.recovery:
+        return _allow(dq, "the way back: the alert resolved and stayed resolved, which is what this run waits for")
     if not alert.firing:
         return _refuse(
             dq,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
@@ -42,6 +42,7 @@ class Plan:
     on_failure: OnFailure
     enrich: tuple[Mapping[str, Any], ...] = field(default=())
     telemetry: tuple[str, ...] = ()  # rendered require.telemetry queries
+    recovery: bool = False  # the runbook's ``recover`` steps, after its alert stayed resolved
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -54,6 +55,8 @@ class Plan:
         data["on_failure"] = str(self.on_failure)
         if not self.telemetry:  # plans without it keep the digest they always had
             del data["telemetry"]
+        if not self.recovery:
+            del data["recovery"]
         return data
 
     @classmethod
@@ -69,6 +72,7 @@ class Plan:
             on_failure=OnFailure(data["on_failure"]),
             enrich=tuple(data.get("enrich", ())),
             telemetry=tuple(data.get("telemetry", ())),
+            recovery=bool(data.get("recovery", False)),
         )
 
     @property
@@ -146,3 +150,12 @@ def build_plan(runbook: Runbook, alert: Alert, *, mode: Mode | None = None) -> P
         enrich=enrich,
         telemetry=telemetry,
     )
+
+
+def build_recovery_plan(runbook: Runbook, alert: Alert) -> Plan | None:
+    """The plan of ``runbook.recover`` for ``alert`` (its labels as when it fired), or None when
+    the runbook declares no way back. Raises ``TemplateError`` like ``build_plan``."""
+    if runbook.recover is None:
+        return None
+    back = runbook.model_copy(update={"steps": runbook.recover.steps, "verify": runbook.recover.verify, "enrich": []})
+    return replace(build_plan(back, alert), recovery=True)

@@ -280,6 +280,16 @@ class Match(_Strict):
         return tuple(m for group in self.matchers for m in group)
 
 
+class Recover(_Strict):
+    """The way back (``engine.service``): once the alert resolved and stayed resolved for ``after``,
+    these steps run as a run of their own, through the same guardrails and audit — a drained
+    server is readied, a scale-up is scaled back. An alert that fires again first cancels it."""
+
+    after: Duration = timedelta(minutes=10)
+    steps: list[Step] = Field(min_length=1)
+    verify: Verify | None = None
+
+
 class Runbook(_Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,99}$")
     owner: str = Field(min_length=1)
@@ -293,6 +303,7 @@ class Runbook(_Strict):
     steps: list[Step] = Field(default_factory=list)
     verify: Verify | None = None
     on_failure: OnFailure = OnFailure.ESCALATE
+    recover: Recover | None = None
     params: dict[str, Param] = Field(default_factory=dict)
     promote: Promote | None = None
     approval_timeout: Duration = timedelta(minutes=15)

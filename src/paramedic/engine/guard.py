@@ -131,6 +131,7 @@ def gather(
         targets=targets,
         breaker=load_breaker(conn, runbook.name, key) if key is not None else None,
         telemetry=telemetry,
+        recovery=plan.recovery,
     )
 
 

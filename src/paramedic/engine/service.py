@@ -43,7 +43,7 @@ from paramedic.core.freeze import parse_freeze_windows
 from paramedic.core.guardrails import scope_key
 from paramedic.core.incidents import Delivery
 from paramedic.core.matcher import pinned
-from paramedic.core.plan import Plan
+from paramedic.core.plan import Plan, build_recovery_plan
 from paramedic.core.routing import owner_of_service
 from paramedic.core.runbooks import Mode, Runbook
 from paramedic.engine import enrichment, guard
@@ -232,8 +232,31 @@ class Paramedic:
             )
             self._note_alert_targets(conn, alert, s, result, now)
             self._observe(conn, alert, result, now)
+            if result.delivery is Delivery.RESOLVED and result.incident_id is not None:
+                self._schedule_way_back(conn, alert, result.incident_id, now)
             out.append(result)
         return out
+
+    def _schedule_way_back(self, conn: Connection, alert: Alert, incident_id: int, now: datetime) -> None:
+        """The alert resolved: each runbook that acted on it and declares ``recover`` gets a run of
+        its way back, claimable once the alert has stayed resolved for ``recover.after``."""
+        done: set[str] = set()
+        for run in runs_repo.for_incident(conn, incident_id):
+            rb = self.runbooks.get(run.runbook)
+            if run.status != "succeeded" or rb is None or rb.recover is None or run.runbook in done:
+                continue
+            if (run.plan or {}).get("recovery"):
+                continue
+            done.add(run.runbook)
+            try:
+                plan = build_recovery_plan(rb, alert)
+            except TemplateError as exc:
+                inc_repo.escalate(conn, incident_id, now=now, reason=f"{rb.name}: cannot plan its way back: {exc}")
+                continue
+            if plan is None:
+                continue
+            seed = RunSeed(rb.name, Mode(run.mode), plan, approval_timeout=rb.approval_timeout)
+            inc_repo.schedule_recovery(conn, incident_id, seed, not_before=now + rb.recover.after, now=now)
 
     def _mode_in_force(self, seed: RunSeed, row: Any) -> Mode:
         """The file's mode is the ceiling; a mode trust or a human stored applies below it."""

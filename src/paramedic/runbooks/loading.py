@@ -17,7 +17,7 @@ from pathlib import Path
 from paramedic.actions.registry import ExecutorRegistry
 from paramedic.core.loader import Located, Problem, lint_runbook, parse_runbooks, raw_actions
 from paramedic.core.matcher import MatchIndex, pinned, runbook_matches, value_matches
-from paramedic.core.runbooks import COLLECTOR_KINDS, MatchValue, Runbook, Undo
+from paramedic.core.runbooks import COLLECTOR_KINDS, MatchValue, Runbook, Step, Undo
 
 SUFFIXES = (".yaml", ".yml")
 CASE_SUFFIXES = (".case.yaml", ".case.yml")
@@ -56,15 +56,18 @@ def runbook_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[Problem
 
 def check_actions(loc: Located, registry: ExecutorRegistry) -> list[Problem]:
     out = []
-    for i, step in enumerate(loc.runbook.steps):
+    steps: list[tuple[tuple[str | int, ...], Step]] = [(("steps", i), st) for i, st in enumerate(loc.runbook.steps)]
+    if loc.runbook.recover is not None:  # the way back's actions are checked like the steps
+        steps += [(("recover", "steps", i), st) for i, st in enumerate(loc.runbook.recover.steps)]
+    for at, step in steps:
         if isinstance(step.undo, Undo) and step.undo.action not in registry.names():
-            line, col = loc.where(("steps", i, "undo", "action"))
+            line, col = loc.where((*at, "undo", "action"))
             out.append(
                 Problem(
                     loc.file, line, col, f"unknown undo action {step.undo.action!r}", registry.suggest(step.undo.action)
                 )
             )
-        line, col = loc.where(("steps", i, "action"))
+        line, col = loc.where((*at, "action"))
         if step.action not in registry.names():
             out.append(
                 Problem(
@@ -79,7 +82,7 @@ def check_actions(loc: Located, registry: ExecutorRegistry) -> list[Problem]:
         spec = registry.spec(step.action)
         for name in step.with_:
             if spec.param(name) is None:
-                wline, wcol = loc.where(("steps", i, "with", name))
+                wline, wcol = loc.where((*at, "with", name))
                 known = ", ".join(p.name for p in spec.params)
                 out.append(
                     Problem(

@@ -161,6 +161,7 @@ def record(
     if alert.unreadable is not None:
         _escalate_unreadable(conn, incident_id, alert.unreadable, now=now)
         return IngestResult(alert.fingerprint, delivery, incident_id)
+    cancel_recoveries(conn, alert, now=now, opened=incident_id)
     run_ids = [_create_run(conn, incident_id, seed, now=now) for seed in seeds]
     if not seeds and unknown_escalates:
         escalate(conn, incident_id, now=now, reason="no runbook matches this alert: a human has to look")
@@ -238,6 +239,51 @@ def _why_not(seed: RunSeed) -> str:
     return f"{seed.runbook} is in observe mode (its plan is recorded as a suggestion)"
 
 
+def schedule_recovery(
+    conn: Connection, incident_id: int, seed: RunSeed, *, not_before: datetime, now: datetime
+) -> int | None:
+    """A run of a runbook's ``recover`` steps on a resolved incident, claimable from ``not_before``
+    (the alert has stayed resolved that long by then, unless ``cancel_recoveries`` ran first)."""
+    run_id = _create_run(conn, incident_id, seed, now=now)
+    if run_id is not None:
+        conn.execute(update(runs).where(runs.c.id == run_id).values(not_before=not_before))
+        audit.append(
+            conn,
+            at=now,
+            kind="recovery.scheduled",
+            incident_id=incident_id,
+            run_id=run_id,
+            data={"runbook": seed.runbook, "not_before": not_before.isoformat()},
+        )
+    return run_id
+
+
+def cancel_recoveries(conn: Connection, alert: Alert, *, now: datetime, opened: int) -> list[int]:
+    """The alert fired again before it stayed resolved: the way back of its earlier episodes is
+    not taken (a resolved incident has no other pending run: resolving cancelled those)."""
+    earlier = select(incidents.c.id).where(
+        and_(
+            incidents.c.source == alert.source,
+            incidents.c.fingerprint == alert.fingerprint,
+            incidents.c.status == IncidentStatus.RESOLVED,
+            incidents.c.id != opened,
+        )
+    )
+    why = f"the alert fired again (incident #{opened}) before it stayed resolved: the way back is not taken"
+    cancelled = conn.execute(
+        update(runs)
+        .where(and_(runs.c.incident_id.in_(earlier), runs.c.status.in_(("pending", "awaiting_approval"))))
+        .values(status="cancelled", reason=why, finished_at=now, updated_at=now)
+        .returning(runs.c.id, runs.c.incident_id)
+    ).all()
+    for row in cancelled:
+        audit.append(
+            conn, at=now, kind="recovery.cancelled", incident_id=int(row.incident_id), run_id=int(row.id),
+            data={"reason": why},
+        )  # fmt: skip
+    return [int(r.id) for r in cancelled]
+
+
 def _create_run(conn: Connection, incident_id: int, seed: RunSeed, *, now: datetime) -> int | None:
     if seed.plan is None:
         audit.append(
@@ -270,6 +316,7 @@ def _create_run(conn: Connection, incident_id: int, seed: RunSeed, *, now: datet
             "updated_at": now,
             "approval_expires_at": now + seed.approval_timeout if seed.mode is Mode.APPROVE else None,
             "finished_at": now if seed.mode is Mode.OBSERVE else None,
+            "kind": "recovery" if plan.recovery else "remediation",
         },
     ).one()
     run_id = int(row.id)

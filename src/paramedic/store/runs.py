@@ -303,7 +303,11 @@ def finish(
         run_id=run.id,
         data={"reason": reason},
     )
-    if mitigated:
+    if mitigated and (run.plan or {}).get("recovery"):  # the way back worked: the incident stays resolved
+        audit.append(
+            conn, at=now, kind="recovery.done", incident_id=run.incident_id, run_id=run.id, data={"reason": reason}
+        )
+    elif mitigated:
         conn.execute(
             update(incidents)
             .where(and_(incidents.c.id == run.incident_id, incidents.c.mitigated_at.is_(None)))

@@ -121,7 +121,8 @@ runs = Table(
     Column("updated_at", TS, nullable=False),
     Column("approval_expires_at", TS),
     Column("finished_at", TS),
-    UniqueConstraint("incident_id", "runbook", name="uq_runs_incident_runbook"),
+    Column("kind", String(16), nullable=False, default="remediation", server_default="remediation"),  # | recovery
+    UniqueConstraint("incident_id", "runbook", "kind", name="uq_runs_incident_runbook_kind"),
     Index("ix_runs_claim", "status", "lease_until"),
 )
 
