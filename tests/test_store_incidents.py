@@ -115,6 +115,27 @@ def test_resolution_resolves_and_cancels_pending_approval(db: Database) -> None:
     assert "resolved" in run_status.reason
 
 
+def test_mitigated_is_never_later_than_resolved(db: Database) -> None:
+    """The alert resolves (probe healthy again) before the run records its passed verification."""
+    from paramedic.core.runbooks import Mode as M
+    from paramedic.store import runs as runs_repo
+
+    a = alert()
+    created = deliver(db, a, seeds=[RunSeed("restart", M.AUTO, build_plan(RB, a, mode=M.AUTO))])
+    with db.write() as conn:
+        run = runs_repo.for_incident(conn, created.incident_id or 0)[0]
+        conn.execute(runs.update().where(runs.c.id == run.id).values(status="running"))
+    deliver(db, alert("resolved"), now=T0 + timedelta(minutes=2))  # resolved at T0 + 1m
+    with db.write() as conn:
+        run = runs_repo.for_incident(conn, created.incident_id or 0)[0]
+        runs_repo.finish(conn, run, status="succeeded", now=T0 + timedelta(minutes=3), mitigated=True)
+    with db.read() as conn:
+        row = inc.get(conn, created.incident_id or 0)
+    assert row is not None
+    assert row.resolved_at == T0 + timedelta(minutes=1)
+    assert row.mitigated_at == row.resolved_at
+
+
 def test_out_of_order_late_firing_after_resolution_is_ignored(db: Database) -> None:
     deliver(db, alert())
     deliver(db, alert("resolved"))

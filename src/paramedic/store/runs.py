@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, or_, select, update
+from sqlalchemy import Connection, and_, case, or_, select, update
 
 from paramedic.core.errors import ParamedicError
 from paramedic.core.incidents import IncidentStatus
@@ -311,7 +311,17 @@ def finish(
         conn.execute(
             update(incidents)
             .where(and_(incidents.c.id == run.incident_id, incidents.c.mitigated_at.is_(None)))
-            .values(mitigated_at=now)
+            # never after the resolution: a service whose alert resolved while the verification was
+            # still being recorded was mitigated by then at the latest
+            .values(
+                mitigated_at=case(
+                    (
+                        and_(incidents.c.resolved_at.is_not(None), incidents.c.resolved_at < now),
+                        incidents.c.resolved_at,
+                    ),
+                    else_=now,
+                )
+            )
         )
         inc.set_status(conn, run.incident_id, IncidentStatus.MITIGATED)
         from paramedic.store import outbox
