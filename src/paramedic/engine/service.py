@@ -366,6 +366,7 @@ class Paramedic:
     async def drain_inbox(self) -> bool:
         """Record one waiting delivery, chunk by chunk; whether there was one."""
         lease = self.config.lease
+
         def claim() -> inbox.Pending | None:
             with self.db.write(serial=False) as conn:  # no audit entry: not behind the audit lock
                 return inbox.claim(conn, now=self.clock(), lease=lease)
