@@ -37,7 +37,15 @@ runbooks:
 
 
 def cli(*args: str) -> Result:
-    return CliRunner().invoke(main, list(args), env={"COLUMNS": "200"})
+    """The CLI on a wide terminal: a console another test of this worker sized stays this wide."""
+    from paramedic.cli import app
+
+    saved = app.out._width
+    app.out.width = 200
+    try:
+        return CliRunner().invoke(main, list(args), env={"COLUMNS": "200"})
+    finally:
+        app.out._width = saved
 
 
 def fire(srv: Server, name: str, labels: dict[str, str], **extra: object) -> int:
