@@ -153,6 +153,13 @@ def notifications(db: Path) -> dict[tuple[str, str, str], int]:
     return {(str(s), str(e), str(st)): int(n) for s, e, st, n in rows}
 
 
+def messages(db: Path) -> int:
+    """Messages a human receives: sent rows not folded into another row's grouped message."""
+    with sqlite3.connect(db) as conn:
+        (n,) = conn.execute("SELECT count(*) FROM outbox WHERE status = 'sent' AND grouped_into IS NULL").fetchone()
+    return int(n)
+
+
 async def drained(db: Path, limit: float) -> tuple[float, int]:
     """Seconds until the outbox has nothing pending (``inf`` past ``limit``), and what is still pending."""
     began = time.perf_counter()
@@ -186,6 +193,7 @@ async def main_async(args: argparse.Namespace) -> int:
         grouped_stored = stored(db, run)
         drain_s, still_pending = await drained(db, args.drain_limit)
         grouped_notes = notifications(db)
+        sent_messages = messages(db)
         single_stored, single_store_s = None, float("nan")
         if args.single:
             run = "single"
@@ -219,6 +227,7 @@ async def main_async(args: argparse.Namespace) -> int:
     )
     for (sink, event, status), n in sorted(grouped_notes.items()):
         print(f"  {sink:<10} {event:<16} {status:<8} {n}")
+    print(f"messages a human receives (each grouped message counted once): {sent_messages}")
     print(f"server CPU: {cpu:.1f} s")
     return 0
 

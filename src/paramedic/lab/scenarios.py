@@ -156,11 +156,15 @@ def _crashloop(stack: LabStack) -> None:
     stack.fault(stack.instance(2), "crashloop")
 
 
+# What may stop the restarts of a crash loop: the rate limit, flapping, the breaker — or the blast
+# radius, when the loop fires again while the first restart is still being verified (a run holds its
+# max_concurrent reservation until it ends, verification included).
+CRASH_STOPS = ("rate_limited", "flapping", "circuit_open", "blast_radius")
+
+
 def _crash_done(stack: LabStack, incidents: Incidents) -> bool:
     codes = [v["code"] for i in incidents for run in i["runs"] for v in run["verdicts"]]
-    return (
-        any(c in ("rate_limited", "flapping", "circuit_open") for c in codes) and incidents[-1]["status"] == "escalated"
-    )
+    return any(c in CRASH_STOPS for c in codes) and incidents[-1]["status"] == "escalated"
 
 
 def _check_crash(stack: LabStack, r: Result) -> list[str]:
@@ -168,8 +172,8 @@ def _check_crash(stack: LabStack, r: Result) -> list[str]:
     if not 1 <= r.executed("supervisor.restart") <= 2:
         out.append(f"expected one or two restarts (the rate limit is 2), got {r.actions}")
     refusals = [c for c in r.verdicts if c != "allowed"]
-    if not refusals or refusals[0] not in ("rate_limited", "flapping"):
-        out.append(f"expected the rate limit to stop the restarts, verdicts {r.verdicts}")
+    if not refusals or refusals[0] not in CRASH_STOPS:
+        out.append(f"expected a guardrail to stop the restarts, verdicts {r.verdicts}")
     if "escalated" not in r.statuses:
         out.append(f"expected an escalation, statuses {r.statuses}")
     if r.state.get("web-2", "").startswith("RUNNING/serving"):
