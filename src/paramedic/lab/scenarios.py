@@ -17,9 +17,11 @@ supervisord's own ``autorestart=true``. ``check`` lists what did not go as the r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
-from collections.abc import Callable, Sequence
+import xmlrpc.client
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -257,19 +259,32 @@ def _check_outlier(stack: LabStack, r: Result) -> list[str]:
     return out
 
 
+ALREADY_STARTED, NOT_RUNNING = 60, 70  # supervisord's fault codes
+
+
 def _flap(stack: LabStack) -> None:
     """A flaky host: something outside paramedic kills web-3 and brings it back, four times."""
     program = stack.instance(3).program
     assert stack.harness is not None
     for _ in range(4):
-        with stack.harness.rpc() as rpc:
+        with stack.harness.rpc() as rpc, _already(NOT_RUNNING):
             if stack.process_state(program) == "RUNNING":
                 rpc.supervisor.stopProcess(program, True)
         time.sleep(4.0)
-        with stack.harness.rpc() as rpc:
+        with stack.harness.rpc() as rpc, _already(ALREADY_STARTED):  # paramedic's restart may have won
             if stack.process_state(program) != "RUNNING":
                 rpc.supervisor.startProcess(program, True)
         time.sleep(3.0)
+
+
+@contextlib.contextmanager
+def _already(code: int) -> Iterator[None]:
+    """The process is already where the injector wanted it (someone else moved it first)."""
+    try:
+        yield
+    except xmlrpc.client.Fault as fault:
+        if fault.faultCode != code:
+            raise
 
 
 def _check_flap(stack: LabStack, r: Result) -> list[str]:
