@@ -17,6 +17,7 @@ import pytest
 import uvicorn
 from hypothesis import settings
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
 
 from paramedic.core.config import Config
 from paramedic.engine.service import Paramedic
@@ -71,8 +72,15 @@ def _pg_schema_url() -> Iterator[str]:
     try:
         yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
     finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        for attempt in range(5):  # a server still draining can deadlock with the drop: try again
+            try:
+                with admin.connect() as conn:
+                    conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+                break
+            except OperationalError:
+                if attempt == 4:
+                    raise
+                time.sleep(0.5)
         admin.dispose()
 
 
