@@ -17,10 +17,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
+from paramedic.core.durations import parse_duration
 from paramedic.core.errors import ParamedicError
 
 
@@ -133,3 +134,14 @@ def number(value: float) -> str:
         if magnitude >= limit:
             return f"{value / limit:.4g}{suffix}"
     return f"{value:.4g}"
+
+
+def option_range(options: Mapping[str, Any], *, default: timedelta, maximum: timedelta, label: str) -> timedelta:
+    """The ``range`` option, between 10s and ``maximum`` (said as ``label``), or ``CollectError``."""
+    try:
+        rng = parse_duration(options.get("range", default))
+    except ValueError as exc:
+        raise CollectError(f"range: {exc}") from None
+    if not timedelta(seconds=10) <= rng <= maximum:
+        raise CollectError(f"range must be between 10s and {label}")
+    return rng

@@ -21,8 +21,8 @@ from typing import Any
 
 import httpx
 
-from paramedic.core.durations import format_duration, parse_duration
-from paramedic.enrich.base import CollectError, EnrichRequest, Evidence, option_int
+from paramedic.core.durations import format_duration
+from paramedic.enrich.base import CollectError, EnrichRequest, Evidence, option_int, option_range
 from paramedic.enrich.logs import log_evidence, redact_line
 
 DEFAULT_RANGE = timedelta(minutes=30)
@@ -103,10 +103,4 @@ def _ns(raw: Any) -> int:
 
 
 def _range(options: Mapping[str, Any]) -> timedelta:
-    try:
-        rng = parse_duration(options.get("range", DEFAULT_RANGE))
-    except ValueError as exc:
-        raise CollectError(f"range: {exc}") from None
-    if not timedelta(seconds=10) <= rng <= MAX_RANGE:
-        raise CollectError("range must be between 10s and 7d")
-    return rng
+    return option_range(options, default=DEFAULT_RANGE, maximum=MAX_RANGE, label="7d")

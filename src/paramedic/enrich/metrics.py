@@ -24,7 +24,7 @@ import httpx
 
 from paramedic.core.durations import format_duration, parse_duration
 from paramedic.enrich import chart
-from paramedic.enrich.base import CollectError, EnrichRequest, Evidence, EvidenceStatus, number
+from paramedic.enrich.base import CollectError, EnrichRequest, Evidence, EvidenceStatus, number, option_range
 
 DEFAULT_RANGE = timedelta(minutes=30)
 MAX_RANGE = timedelta(days=7)
@@ -118,13 +118,7 @@ class PrometheusCollector:
 
 
 def _range(options: Mapping[str, Any]) -> timedelta:
-    try:
-        rng = parse_duration(options.get("range", DEFAULT_RANGE))
-    except ValueError as exc:
-        raise CollectError(f"range: {exc}") from None
-    if not timedelta(seconds=10) <= rng <= MAX_RANGE:
-        raise CollectError("range must be between 10s and 7d")
-    return rng
+    return option_range(options, default=DEFAULT_RANGE, maximum=MAX_RANGE, label="7d")
 
 
 def _step(options: Mapping[str, Any], span: timedelta) -> float:

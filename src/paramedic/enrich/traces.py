@@ -32,8 +32,8 @@ from typing import Any
 
 import httpx
 
-from paramedic.core.durations import format_duration, parse_duration
-from paramedic.enrich.base import CollectError, EnrichRequest, Evidence, EvidenceStatus, option_int
+from paramedic.core.durations import format_duration
+from paramedic.enrich.base import CollectError, EnrichRequest, Evidence, EvidenceStatus, option_int, option_range
 
 DEFAULT_RANGE = timedelta(minutes=30)
 MAX_RANGE = timedelta(days=2)
@@ -403,10 +403,4 @@ def _backend(raw: object) -> Backend:
 
 
 def _range(options: Mapping[str, Any]) -> timedelta:
-    try:
-        rng = parse_duration(options.get("range", DEFAULT_RANGE))
-    except ValueError as exc:
-        raise CollectError(f"range: {exc}") from None
-    if not timedelta(seconds=10) <= rng <= MAX_RANGE:
-        raise CollectError("range must be between 10s and 2d")
-    return rng
+    return option_range(options, default=DEFAULT_RANGE, maximum=MAX_RANGE, label="2d")
